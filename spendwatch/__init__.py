@@ -1,0 +1,31 @@
+"""spendwatch: what every LLM API call cost, under which key, from which service.
+
+`instrument()` turns on the instrumentation from code; `opentelemetry-instrument` does it with none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spendwatch.version import __version__
+
+__all__ = ["__version__", "instrument", "uninstrument"]
+
+
+def instrument(tracer_provider: Any = None) -> None:
+    """Report every LLM API call made through httpx or httpx2 as a span. Idempotent.
+
+    Uses `tracer_provider`, else the global one; when the app has set none, sets up OTLP trace export
+    from the standard `OTEL_*` variables first, as opentelemetry-distro would.
+    """
+    from spendwatch.instrumentation import SpendwatchInstrumentor
+    from spendwatch.instrumentation.export import configured_tracer_provider
+
+    SpendwatchInstrumentor().instrument(tracer_provider=tracer_provider or configured_tracer_provider())
+
+
+def uninstrument() -> None:
+    """Undo `instrument()`: httpx and httpx2 are as they were."""
+    from spendwatch.instrumentation import SpendwatchInstrumentor
+
+    SpendwatchInstrumentor().uninstrument()

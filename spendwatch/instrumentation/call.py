@@ -1,0 +1,270 @@
+"""One LLM API call, from the request leaving to its span: what was asked, what came back, what it used.
+
+The span is created when the call is over, with the request's start time: nothing of ours is current
+while the app waits for the provider, and a path-matched call on a host no table names can still turn
+out not to be an LLM call and leave no span at all. Such a call counts when its request names a model
+or its response carries a model or usage.
+
+When the response carried no final usage (a stream without `include_usage`, a stream the app closed
+early, a body it never read) but the provider did answer, the call was billed: its tokens are estimated
+(input from the request's text, output from the text seen, both at four characters a token) and the span
+says `spendwatch.usage.estimated = true`. Counting it as zero would be the undercount we exist to prevent.
+"""
+
+from __future__ import annotations
+
+import json
+from time import time_ns
+from typing import Any
+
+from opentelemetry.context import Context, get_current
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
+
+from spendwatch import semconv
+from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.keys import api_key_from_request, api_key_hint, api_key_id
+from spendwatch.instrumentation.providers import Classifier, Match
+from spendwatch.instrumentation.streams import (
+    BodyReader,
+    NdjsonReader,
+    SseReader,
+    UnsupportedEncoding,
+    content_decoder,
+)
+
+CHARS_PER_TOKEN = 4
+_NOT_CONTENT_KEYS = frozenset({"model", "role", "type", "name", "id", "tool_call_id", "stream", "encoding_format"})
+_MAX_ESTIMATE_DEPTH = 32
+
+
+class Recorder:
+    """What the patched transports share: the classifier and the tracer that spans go to."""
+
+    def __init__(self, tracer: Tracer, classifier: Classifier) -> None:
+        self.tracer = tracer
+        self.classifier = classifier
+
+    def start(self, method: str, url: Any, request: Any) -> Call | None:
+        match = self.classifier.classify(method, url.host, url.port, url.path)
+        if match is None:
+            return None
+        return Call(self, match, request, url, get_current())
+
+
+class Call:
+    def __init__(self, recorder: Recorder, match: Match, request: Any, url: Any, parent: Context) -> None:
+        self.recorder = recorder
+        self.match = match
+        self.request = request
+        self.url = url
+        self.parent = parent
+        self.start_ns = time_ns()
+        self.status_code: int | None = None
+        self.streaming = False
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reasons: list[str] = []
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cache_read_tokens: int | None = None
+        self.cache_write_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
+        self.usage_final = False
+        self.output_chars = 0
+        self.error_type: str | None = None
+        self.recognised = False
+        self.scratch: dict[str, Any] = {}
+        self.pending: bytes | None = None  # a chunk handed to the app but not yet read by us
+        self._decode = None
+        self._reader: SseReader | NdjsonReader | BodyReader | None = None
+        self._finished = False
+
+    # -- what the wire formats report -------------------------------------------------------------
+
+    def set_usage(
+        self,
+        *,
+        input_tokens: Any = None,
+        output_tokens: Any = None,
+        cache_read_tokens: Any = None,
+        cache_write_tokens: Any = None,
+        reasoning_tokens: Any = None,
+        final: bool = True,
+    ) -> None:
+        seen = False
+        for name, value in (
+            ("input_tokens", input_tokens),
+            ("output_tokens", output_tokens),
+            ("cache_read_tokens", cache_read_tokens),
+            ("cache_write_tokens", cache_write_tokens),
+            ("reasoning_tokens", reasoning_tokens),
+        ):
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                setattr(self, name, value)
+                seen = True
+        if seen:
+            self.recognised = True
+            self.usage_final = self.usage_final or final
+
+    def add_output_chars(self, text: Any) -> None:
+        if isinstance(text, str):
+            self.output_chars += len(text)
+
+    def add_finish_reason(self, reason: str) -> None:
+        if reason not in self.finish_reasons:
+            self.finish_reasons.append(reason)
+
+    # -- what the transport reports ---------------------------------------------------------------
+
+    def on_response(self, status_code: int, headers: Any) -> bool:
+        """Note the response's head; True when its body should be observed, False when the call is over."""
+        self.status_code = status_code
+        if status_code >= 400:  # an error body is the provider's text about the request: never read
+            self.error_type = str(status_code)
+            self.finish()
+            return False
+        content_type = (headers.get("content-type") or "").lower()
+        on_value = self.match.route.wire_format.observe
+        if content_type.startswith("text/event-stream"):
+            self.streaming = True
+            self._reader = SseReader(lambda value: on_value(self, value))
+        elif "ndjson" in content_type:
+            self.streaming = True
+            self._reader = NdjsonReader(lambda value: on_value(self, value))
+        else:
+            self.streaming = self.match.route.path_suffix == ":streamGenerateContent"  # Gemini's JSON array
+            self._reader = BodyReader(lambda value: on_value(self, value))
+        try:
+            self._decode = content_decoder(headers.get("content-encoding"))
+        except UnsupportedEncoding:
+            self._reader = None  # cannot read it: the usage will be estimated
+        return True
+
+    def feed(self, chunk: bytes) -> None:
+        reader = self._reader
+        if reader is None or not chunk:
+            return
+        try:
+            reader.feed(self._decode(chunk) if self._decode is not None else chunk)
+        except Exception:
+            self._reader = None
+            log_internal_error()
+
+    def fail(self, exc: BaseException) -> None:
+        """The transport raised: no response (or its body broke off)."""
+        self.error_type = type(exc).__name__
+        self.finish()
+
+    def finish(self) -> None:
+        """End the call and emit its span; safe to call more than once, from any path."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            end_ns = time_ns()
+            pending, self.pending = self.pending, None
+            if pending is not None:
+                self.feed(pending)
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            body = _request_json(self.request)
+            request_model = self.match.route.wire_format.request_model(self.url.path, body)
+            if not self.match.known_host and not (self.recognised or self.response_model or request_model):
+                return  # a path that looked like an LLM API on a host we do not know, and was not one
+            self._emit(end_ns, body, request_model)
+        except Exception:
+            log_internal_error()
+        finally:
+            self.request = None
+
+    # -- the span ---------------------------------------------------------------------------------
+
+    def _emit(self, end_ns: int, body: dict[str, Any] | None, request_model: str | None) -> None:
+        match, url = self.match, self.url
+        wire_format = match.route.wire_format
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_PROVIDER_NAME: match.provider,
+            semconv.GEN_AI_OPERATION_NAME: match.route.operation,
+            semconv.GEN_AI_REQUEST_STREAM: wire_format.request_stream(url.path, body),
+            semconv.SERVER_ADDRESS: url.host,
+            semconv.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
+        }
+        if request_model:
+            attributes[semconv.GEN_AI_REQUEST_MODEL] = request_model
+        if self.response_model:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.response_id:
+            attributes[semconv.GEN_AI_RESPONSE_ID] = self.response_id
+        if self.finish_reasons:
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = self.finish_reasons
+        if self.status_code is not None:
+            attributes[semconv.HTTP_RESPONSE_STATUS_CODE] = self.status_code
+        if self.error_type:
+            attributes[semconv.ERROR_TYPE] = self.error_type
+
+        answered = self.status_code is not None and self.status_code < 400
+        estimated = answered and not self.usage_final
+        if estimated:
+            if self.input_tokens is None:
+                self.input_tokens = _estimate_tokens(_text_chars(body))
+            if match.route.operation != semconv.OPERATION_EMBEDDINGS:
+                self.output_tokens = max(self.output_tokens or 0, _estimate_tokens(self.output_chars))
+        for name, value in (
+            (semconv.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
+            (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
+            (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_tokens),
+            (semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_write_tokens),
+            (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_tokens),
+        ):
+            if value is not None:
+                attributes[name] = value
+        if answered:
+            attributes[semconv.SPENDWATCH_USAGE_ESTIMATED] = estimated
+
+        key = api_key_from_request(self.request.headers, url.params.get("key"))
+        if key:
+            attributes[semconv.SPENDWATCH_API_KEY_ID] = api_key_id(key)
+            hint = api_key_hint(key)
+            if hint:
+                attributes[semconv.SPENDWATCH_API_KEY_HINT] = hint
+
+        model = request_model or self.response_model
+        name = f"{match.route.operation} {model}" if model else match.route.operation
+        span = self.recorder.tracer.start_span(
+            name, context=self.parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.start_ns
+        )
+        if self.error_type:
+            span.set_status(StatusCode.ERROR)
+        span.end(end_time=end_ns)
+
+
+def _request_json(request: Any) -> dict[str, Any] | None:
+    try:
+        content = request.content
+    except Exception:  # a streamed request body that was never buffered: nothing to read
+        return None
+    if not content or content[:1] != b"{":
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _estimate_tokens(chars: int) -> int:
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def _text_chars(value: Any, depth: int = 0) -> int:
+    """Characters of text in a request body: every string but the few keys that are not content."""
+    if depth > _MAX_ESTIMATE_DEPTH:
+        return 0
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_chars(item, depth + 1) for key, item in value.items() if key not in _NOT_CONTENT_KEYS)
+    if isinstance(value, list):
+        return sum(_text_chars(item, depth + 1) for item in value)
+    return 0

@@ -1,0 +1,81 @@
+"""Anthropic's Messages API.
+
+`usage.input_tokens` excludes the cache: the semconv input count is input + cache reads + cache writes.
+In a stream, `message_start` carries the input side and `message_delta` the output side; the delta's
+usage is cumulative (it replaces, it does not add), so the usage seen so far is merged key by key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_PROVIDER = "anthropic"
+
+
+def request_model(path: str, body: dict[str, Any] | None) -> str | None:
+    model = body.get("model") if body else None
+    return model if isinstance(model, str) else None
+
+
+def request_stream(path: str, body: dict[str, Any] | None) -> bool:
+    return bool(body and body.get("stream") is True)
+
+
+def observe(call: Any, obj: Any) -> None:
+    if not isinstance(obj, dict):
+        return
+    event_type = obj.get("type")
+    if event_type == "message":
+        _message(call, obj)
+        _usage(call, obj.get("usage"), final=True)
+    elif event_type == "message_start":
+        message = obj.get("message")
+        if isinstance(message, dict):
+            _message(call, message)
+            _usage(call, message.get("usage"), final=False)
+    elif event_type == "content_block_delta":
+        delta = obj.get("delta")
+        if isinstance(delta, dict):
+            call.add_output_chars(delta.get("text"))
+            call.add_output_chars(delta.get("partial_json"))
+            call.add_output_chars(delta.get("thinking"))
+    elif event_type == "message_delta":
+        delta = obj.get("delta")
+        if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+            call.add_finish_reason(delta["stop_reason"])
+        _usage(call, obj.get("usage"), final=True)
+    elif event_type == "error":
+        error = obj.get("error")
+        call.error_type = error.get("type") if isinstance(error, dict) else "error"
+
+
+def _message(call: Any, message: dict[str, Any]) -> None:
+    if isinstance(message.get("model"), str):
+        call.response_model = message["model"]
+    if isinstance(message.get("id"), str):
+        call.response_id = message["id"]
+    if isinstance(message.get("stop_reason"), str):
+        call.add_finish_reason(message["stop_reason"])
+    for block in message.get("content") or ():
+        if isinstance(block, dict):
+            call.add_output_chars(block.get("text"))
+
+
+def _usage(call: Any, usage: Any, *, final: bool) -> None:
+    if not isinstance(usage, dict):
+        return
+    merged = call.scratch.setdefault("anthropic_usage", {})
+    merged.update((key, value) for key, value in usage.items() if value is not None)
+    uncached = merged.get("input_tokens")
+    cache_read = merged.get("cache_read_input_tokens")
+    cache_write = merged.get("cache_creation_input_tokens")
+    input_tokens = None
+    if uncached is not None:
+        input_tokens = sum(count for count in (uncached, cache_read, cache_write) if isinstance(count, int))
+    call.set_usage(
+        input_tokens=input_tokens,
+        output_tokens=merged.get("output_tokens"),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        final=final,
+    )

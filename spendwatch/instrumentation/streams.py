@@ -1,0 +1,208 @@
+"""Reading a response body as it passes, without holding it up or changing it.
+
+The app receives the raw bytes first; a copy goes through the content decoding (gzip, deflate, brotli or
+zstd where their modules are installed) and then one of three readers:
+- `SseReader` for `text/event-stream` (OpenAI, Anthropic, Gemini `alt=sse`): one JSON value per event;
+- `NdjsonReader` for `application/x-ndjson` (Ollama): one JSON value per line;
+- `BodyReader` for anything else: the whole body, read at the end; a body cut short (the app closed it
+  early) yields the JSON values that were complete, which is how a JSON-array stream is read.
+Each reader hands decoded JSON values to a callback; a value that is not JSON is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+MAX_BUFFERED_BODY = 64 * 1024 * 1024  # a larger non-stream body is not parsed; its usage is estimated
+
+_decode_json = json.JSONDecoder().raw_decode
+
+
+class UnsupportedEncoding(Exception):
+    pass
+
+
+def content_decoder(content_encoding: str | None) -> Callable[[bytes], bytes] | None:
+    """A function that decodes the body chunk by chunk, or None for an identity body."""
+    if not content_encoding:
+        return None
+    decoders = [_one_decoder(coding.strip().lower()) for coding in content_encoding.split(",")]
+    decoders = [decoder for decoder in reversed(decoders) if decoder is not None]
+    if not decoders:
+        return None
+    if len(decoders) == 1:
+        return decoders[0]
+
+    def chained(data: bytes) -> bytes:
+        for decoder in decoders:
+            data = decoder(data)
+        return data
+
+    return chained
+
+
+def _one_decoder(coding: str) -> Callable[[bytes], bytes] | None:
+    if coding in ("", "identity"):
+        return None
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16).decompress
+    if coding == "deflate":
+        return _DeflateDecoder().decode
+    if coding == "br":
+        try:
+            import brotli  # type: ignore[import-not-found]
+        except ImportError:
+            try:
+                import brotlicffi as brotli  # type: ignore[import-not-found,no-redef]
+            except ImportError:
+                raise UnsupportedEncoding(coding) from None
+        decompressor = brotli.Decompressor()
+        return getattr(decompressor, "process", None) or decompressor.decompress
+    if coding == "zstd":
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            raise UnsupportedEncoding(coding) from None
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    raise UnsupportedEncoding(coding)
+
+
+class _DeflateDecoder:
+    """`deflate` is zlib-wrapped by the standard, raw by some servers: try the one, fall back to the other."""
+
+    def __init__(self) -> None:
+        self._decompressor = zlib.decompressobj()
+        self._first = True
+
+    def decode(self, data: bytes) -> bytes:
+        if self._first:
+            self._first = False
+            try:
+                return self._decompressor.decompress(data)
+            except zlib.error:
+                self._decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self._decompressor.decompress(data)
+
+
+def _loads(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+class SseReader:
+    """Server-sent events, incrementally: `data:` lines joined, dispatched at each blank line."""
+
+    def __init__(self, on_value: Callable[[Any], None]) -> None:
+        self._on_value = on_value
+        self._partial = b""
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> None:
+        if self._partial:
+            chunk = self._partial + chunk
+        lines = chunk.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            self._dispatch()
+        elif line.startswith(b"data:"):
+            self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+
+    def _dispatch(self) -> None:
+        if not self._data:
+            return
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        self._data = []
+        if data != b"[DONE]":
+            value = _loads(data)
+            if value is not None:
+                self._on_value(value)
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+        self._dispatch()
+
+
+class NdjsonReader:
+    """Newline-delimited JSON, incrementally."""
+
+    def __init__(self, on_value: Callable[[Any], None]) -> None:
+        self._on_value = on_value
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self._partial:
+            chunk = self._partial + chunk
+        lines = chunk.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if line.strip():
+            value = _loads(line)
+            if value is not None:
+                self._on_value(value)
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+
+
+class BodyReader:
+    """A whole body, parsed once it has ended (or been cut short)."""
+
+    def __init__(self, on_value: Callable[[Any], None]) -> None:
+        self._on_value = on_value
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size <= MAX_BUFFERED_BODY:
+            self._chunks.append(chunk)
+        else:
+            self._chunks = []
+
+    def close(self) -> None:
+        if not self._chunks:
+            return
+        text = b"".join(self._chunks).decode("utf-8", errors="replace")
+        self._chunks = []
+        value = _loads(text)
+        if value is not None:
+            self._on_value(value)
+            return
+        for value in iter_json_values(text):
+            self._on_value(value)
+
+
+def iter_json_values(text: str):
+    """The complete JSON values in `text`: NDJSON, a JSON array cut short, or concatenated values.
+
+    Inside an (unterminated) top-level array the elements are yielded one by one.
+    """
+    position, length = 0, len(text)
+    while position < length:
+        char = text[position]
+        if char in " \t\r\n,[]":
+            position += 1
+            continue
+        try:
+            value, position = _decode_json(text, position)
+        except ValueError:
+            return
+        yield value

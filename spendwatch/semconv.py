@@ -1,0 +1,42 @@
+"""Every span attribute name spendwatch reads or writes, written once.
+
+The OpenTelemetry GenAI semantic conventions where a name exists, `spendwatch.*` for our own. The
+instrumentation writes these, the collector reads them (from us and from any other instrumentation that
+speaks the conventions), so a name changed here is a contract changed everywhere.
+"""
+
+# GenAI semantic conventions.
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_SYSTEM = "gen_ai.system"  # deprecated spelling of the provider, still sent by other instrumentations
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"  # includes cached input tokens
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"  # includes reasoning tokens
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"  # the anthropic SDK's name
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+
+# General semantic conventions.
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+ERROR_TYPE = "error.type"
+
+# spendwatch's own.
+SPENDWATCH_API_KEY_ID = "spendwatch.api_key.id"
+SPENDWATCH_API_KEY_HINT = "spendwatch.api_key.hint"
+SPENDWATCH_USAGE_ESTIMATED = "spendwatch.usage.estimated"
+
+# gen_ai.operation.name values.
+OPERATION_CHAT = "chat"
+OPERATION_GENERATE_CONTENT = "generate_content"
+OPERATION_TEXT_COMPLETION = "text_completion"
+OPERATION_EMBEDDINGS = "embeddings"
+
+# The instrumentation scope of spendwatch's spans; the collector prefers a call reported under this scope.
+INSTRUMENTATION_SCOPE = "spendwatch.instrumentation"

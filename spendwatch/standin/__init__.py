@@ -1,0 +1,19 @@
+"""A stand-in LLM provider: a real HTTP server on 127.0.0.1 that speaks the providers' wire formats.
+
+The demo drives its sample app against it and the tests drive the real SDKs against it, offline. It
+answers OpenAI (chat completions, Responses, embeddings, legacy completions; Azure deployment paths; Groq's
+`x_groq` usage), Anthropic Messages, Gemini (generateContent, streamGenerateContent as SSE or a JSON
+array, embeddings) and Ollama's native API, streaming and not, compressed like the real ones.
+
+A request steers its answer with headers (never recorded by the instrumentation):
+- `x-standin-usage: input=100,output=20,cache_read=30,cache_write=10,reasoning=5` — the call's usage in
+  semconv terms (input includes the cache, output includes reasoning); each format reports it in its own
+  terms (Anthropic's `input_tokens` without the cache, Gemini's candidates without thoughts).
+- `x-standin-status: 429` — answer with that error status (and a body that quotes the prompt, as real
+  providers' error bodies do); `x-standin-reply: text` — the completion text; `x-standin-chunks: N` — how
+  many stream chunks; `x-standin-groq: 1` — usage under `x_groq`; `x-standin-response-model: name`.
+"""
+
+from spendwatch.standin.server import StandinServer, Usage
+
+__all__ = ["StandinServer", "Usage"]

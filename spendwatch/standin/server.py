@@ -1,0 +1,176 @@
+"""The stand-in's HTTP plumbing: routing, compression, chunked streams."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from spendwatch.standin import wire
+
+DEFAULT_REPLY = "Hello from the stand-in provider."
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A call's usage in semconv terms: input includes cache reads and writes, output includes reasoning."""
+
+    input: int = 25
+    output: int = 0  # 0: one token per streamed chunk of the reply
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    @classmethod
+    def from_header(cls, value: str | None, default_output: int) -> Usage:
+        fields: dict[str, int] = {}
+        for item in (value or "").split(","):
+            name, _, number = item.partition("=")
+            if name.strip():
+                fields[name.strip()] = int(number)
+        fields.setdefault("output", default_output)
+        return cls(**fields)
+
+    def header(self) -> str:
+        return ",".join(f"{name}={getattr(self, name)}" for name in self.__dataclass_fields__)
+
+
+@dataclass
+class Exchange:
+    """One request as the wire builders see it."""
+
+    path: str
+    query: dict[str, list[str]]
+    body: dict[str, Any]
+    headers: Any
+    serial: int
+
+    @property
+    def reply(self) -> str:
+        return self.headers.get("x-standin-reply") or DEFAULT_REPLY
+
+    @property
+    def chunks(self) -> list[str]:
+        count = int(self.headers.get("x-standin-chunks") or 0)
+        words = self.reply.split(" ")
+        pieces = [word if index == 0 else " " + word for index, word in enumerate(words)]
+        if count:
+            pieces = [pieces[index % len(pieces)] for index in range(count)]
+        return pieces
+
+    @property
+    def usage(self) -> Usage:
+        return Usage.from_header(self.headers.get("x-standin-usage"), default_output=len(self.chunks))
+
+    @property
+    def model(self) -> str:
+        return self.body.get("model") or "standin-model"
+
+    @property
+    def response_model(self) -> str:
+        return self.headers.get("x-standin-response-model") or self.model
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: StandinServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.headers.get("content-encoding") == "gzip":
+            raw = gzip.decompress(raw)
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        url = urlsplit(self.path)
+        exchange = Exchange(url.path, parse_qs(url.query), body, self.headers, self.server.next_serial())
+        self.server.record(exchange)
+        status = int(self.headers.get("x-standin-status") or 200)
+        if status >= 400:
+            self._send_json(status, wire.error_body(exchange, status))
+            return
+        answer = wire.answer(exchange)
+        if answer is None:
+            self._send_json(404, {"error": {"message": f"no stand-in route for {url.path}"}})
+        elif answer.events is None:
+            self._send_json(200, answer.body)
+        else:
+            self._send_stream(answer.content_type, answer.events)
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        headers = {"content-type": "application/json"}
+        if "gzip" in (self.headers.get("accept-encoding") or ""):
+            data = gzip.compress(data)
+            headers["content-encoding"] = "gzip"
+        if status == 429:
+            headers["retry-after"] = "0"
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_stream(self, content_type: str, events: list[bytes]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", content_type)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        try:
+            for event in events:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading early
+            self.close_connection = True
+
+
+class StandinServer(ThreadingHTTPServer):
+    """`with StandinServer() as server:` serves on `server.base_url` from a background thread."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _Handler)
+        self._lock = threading.Lock()
+        self._serial = 0
+        self.requests: list[Exchange] = []
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def address(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{host}:{port}"
+
+    def next_serial(self) -> int:
+        with self._lock:
+            self._serial += 1
+            return self._serial
+
+    def record(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.requests.append(exchange)
+
+    def __enter__(self) -> StandinServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,348 @@
+"""What each provider answers, built from one `Exchange`: bodies, and streams as lists of raw events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spendwatch.standin.server import Exchange
+
+EMBEDDING_DIMENSIONS = 8
+
+
+@dataclass
+class Answer:
+    body: Any = None
+    events: list[bytes] | None = None  # a stream: each element is written (and flushed) as one chunk
+    content_type: str = "application/json"
+
+
+def answer(exchange: Exchange) -> Answer | None:
+    path = exchange.path
+    for suffix, build in _ROUTES:
+        if path.endswith(suffix):
+            return build(exchange)
+    return None
+
+
+def error_body(exchange: Exchange, status: int) -> dict[str, Any]:
+    """Real providers quote the offending request back; so do we, to prove it is never recorded."""
+    text = json.dumps(exchange.body)[:2000]
+    return {"error": {"message": f"stand-in error {status} for request {text}", "type": "standin_error"}}
+
+
+def _sse(payload: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+# -- OpenAI and compatible -----------------------------------------------------------------------------
+
+
+def _openai_usage(exchange: Exchange) -> dict[str, Any]:
+    usage = exchange.usage
+    return {
+        "prompt_tokens": usage.input,
+        "completion_tokens": usage.output,
+        "total_tokens": usage.input + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+    }
+
+
+def _chat_completions(exchange: Exchange) -> Answer:
+    ident = f"chatcmpl-standin-{exchange.serial}"
+    created = int(time.time())
+    model = exchange.response_model
+    if not exchange.body.get("stream"):
+        return Answer(
+            {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": exchange.reply, "refusal": None},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": _openai_usage(exchange),
+            }
+        )
+    groq = exchange.headers.get("x-standin-groq") == "1"
+    include_usage = bool((exchange.body.get("stream_options") or {}).get("include_usage"))
+    base = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+    events = []
+    chunks = exchange.chunks
+    for index, piece in enumerate(chunks):
+        last = index == len(chunks) - 1
+        delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if last else None}]}
+        if last and groq:
+            chunk["x_groq"] = {"id": f"req_{exchange.serial}", "usage": _openai_usage(exchange)}
+        events.append(_sse(chunk))
+    if include_usage and not groq:
+        events.append(_sse({**base, "choices": [], "usage": _openai_usage(exchange)}))
+    events.append(b"data: [DONE]\n\n")
+    return Answer(events=events, content_type="text/event-stream; charset=utf-8")
+
+
+def _completions(exchange: Exchange) -> Answer:
+    return Answer(
+        {
+            "id": f"cmpl-standin-{exchange.serial}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": exchange.response_model,
+            "choices": [{"index": 0, "text": exchange.reply, "finish_reason": "stop", "logprobs": None}],
+            "usage": _openai_usage(exchange),
+        }
+    )
+
+
+def _responses(exchange: Exchange) -> Answer:
+    usage = exchange.usage
+    ident = f"resp_standin{exchange.serial}"
+    message_id = f"msg_standin{exchange.serial}"
+    response = {
+        "id": ident,
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": exchange.response_model,
+        "status": "completed",
+        "output": [
+            {
+                "type": "message",
+                "id": message_id,
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": exchange.reply, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": usage.input,
+            "input_tokens_details": {"cached_tokens": usage.cache_read},
+            "output_tokens": usage.output,
+            "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+            "total_tokens": usage.input + usage.output,
+        },
+    }
+    if not exchange.body.get("stream"):
+        return Answer(response)
+    in_progress = {**response, "status": "in_progress", "output": [], "usage": None}
+    events = [_sse({"type": "response.created", "sequence_number": 0, "response": in_progress}, "response.created")]
+    for index, piece in enumerate(exchange.chunks, start=1):
+        delta = {
+            "type": "response.output_text.delta",
+            "sequence_number": index,
+            "item_id": message_id,
+            "output_index": 0,
+            "content_index": 0,
+            "delta": piece,
+            "logprobs": [],
+        }
+        events.append(_sse(delta, "response.output_text.delta"))
+    done = {"type": "response.completed", "sequence_number": len(events), "response": response}
+    events.append(_sse(done, "response.completed"))
+    return Answer(events=events, content_type="text/event-stream")
+
+
+def _vector(seed: int) -> list[float]:
+    return [round((seed * 7 + index) % 13 / 13, 4) for index in range(EMBEDDING_DIMENSIONS)]
+
+
+def _embeddings(exchange: Exchange) -> Answer:
+    inputs = exchange.body.get("input")
+    count = len(inputs) if isinstance(inputs, list) and not isinstance(inputs[0], int) else 1
+    as_base64 = exchange.body.get("encoding_format") == "base64"
+    data = []
+    for index in range(count):
+        vector: Any = _vector(index)
+        if as_base64:
+            vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    usage = exchange.usage
+    return Answer(
+        {
+            "object": "list",
+            "data": data,
+            "model": exchange.response_model,
+            "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
+        }
+    )
+
+
+# -- Anthropic ------------------------------------------------------------------------------------------
+
+
+def _anthropic_usage(exchange: Exchange, output: int) -> dict[str, Any]:
+    usage = exchange.usage
+    return {
+        "input_tokens": usage.input - usage.cache_read - usage.cache_write,
+        "output_tokens": output,
+        "cache_creation_input_tokens": usage.cache_write,
+        "cache_read_input_tokens": usage.cache_read,
+    }
+
+
+def _messages(exchange: Exchange) -> Answer:
+    message = {
+        "id": f"msg_standin{exchange.serial}",
+        "type": "message",
+        "role": "assistant",
+        "model": exchange.response_model,
+        "content": [{"type": "text", "text": exchange.reply}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": _anthropic_usage(exchange, exchange.usage.output),
+    }
+    if not exchange.body.get("stream"):
+        return Answer(message)
+    start = {**message, "content": [], "stop_reason": None, "usage": _anthropic_usage(exchange, 1)}
+    events = [
+        _sse({"type": "message_start", "message": start}, "message_start"),
+        _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+             "content_block_start"),
+    ]
+    for piece in exchange.chunks:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        events.append(_sse(delta, "content_block_delta"))
+    events.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+    events.append(
+        _sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": exchange.usage.output},
+            },
+            "message_delta",
+        )
+    )
+    events.append(_sse({"type": "message_stop"}, "message_stop"))
+    return Answer(events=events, content_type="text/event-stream")
+
+
+# -- Gemini ---------------------------------------------------------------------------------------------
+
+
+def _gemini_model(exchange: Exchange) -> str:
+    name = exchange.path.rsplit("/", 1)[-1].split(":", 1)[0]
+    return exchange.headers.get("x-standin-response-model") or name
+
+
+def _gemini_usage(exchange: Exchange, complete: bool) -> dict[str, Any]:
+    usage = exchange.usage
+    metadata: dict[str, Any] = {"promptTokenCount": usage.input}
+    if usage.cache_read:
+        metadata["cachedContentTokenCount"] = usage.cache_read
+    if complete:
+        metadata["candidatesTokenCount"] = usage.output - usage.reasoning
+        if usage.reasoning:
+            metadata["thoughtsTokenCount"] = usage.reasoning
+        metadata["totalTokenCount"] = usage.input + usage.output
+    else:
+        metadata["totalTokenCount"] = usage.input
+    return metadata
+
+
+def _gemini_chunk(exchange: Exchange, text: str, last: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if last:
+        candidate["finishReason"] = "STOP"
+    return {
+        "candidates": [candidate],
+        "usageMetadata": _gemini_usage(exchange, complete=last),
+        "modelVersion": _gemini_model(exchange),
+        "responseId": f"standin-{exchange.serial}",
+    }
+
+
+def _generate_content(exchange: Exchange) -> Answer:
+    return Answer(_gemini_chunk(exchange, exchange.reply, last=True))
+
+
+def _stream_generate_content(exchange: Exchange) -> Answer:
+    chunks = exchange.chunks
+    values = [_gemini_chunk(exchange, piece, index == len(chunks) - 1) for index, piece in enumerate(chunks)]
+    if exchange.query.get("alt") == ["sse"]:
+        events = [b"data: " + json.dumps(value).encode() + b"\r\n\r\n" for value in values]
+        return Answer(events=events, content_type="text/event-stream")
+    events = [(b"[" if index == 0 else b",\r\n") + json.dumps(value).encode() for index, value in enumerate(values)]
+    events.append(b"]")
+    return Answer(events=events, content_type="application/json; charset=UTF-8")
+
+
+def _embed_content(exchange: Exchange) -> Answer:
+    return Answer({"embedding": {"values": _vector(0)}})
+
+
+def _batch_embed_contents(exchange: Exchange) -> Answer:
+    count = len(exchange.body.get("requests") or [None])
+    return Answer({"embeddings": [{"values": _vector(index)} for index in range(count)]})
+
+
+# -- Ollama ---------------------------------------------------------------------------------------------
+
+
+def _ollama(text_key: str):
+    def build(exchange: Exchange) -> Answer:
+        usage = exchange.usage
+        created = "2026-01-01T00:00:00Z"
+
+        def piece(text: str) -> dict[str, Any]:
+            if text_key == "message":
+                return {"message": {"role": "assistant", "content": text}}
+            return {"response": text}
+
+        final = {
+            "model": exchange.response_model,
+            "created_at": created,
+            **piece("" if exchange.body.get("stream", True) else exchange.reply),
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 1000,
+            "prompt_eval_count": usage.input,
+            "eval_count": usage.output,
+        }
+        if exchange.body.get("stream") is False:
+            return Answer(final)
+        lines = [
+            json.dumps({"model": exchange.response_model, "created_at": created, **piece(text), "done": False})
+            for text in exchange.chunks
+        ]
+        lines.append(json.dumps(final))
+        return Answer(events=[line.encode() + b"\n" for line in lines], content_type="application/x-ndjson")
+
+    return build
+
+
+def _ollama_embed(exchange: Exchange) -> Answer:
+    return Answer({"model": exchange.response_model, "embeddings": [_vector(0)],
+                   "prompt_eval_count": exchange.usage.input})
+
+
+_ROUTES = (
+    (":streamGenerateContent", _stream_generate_content),
+    (":generateContent", _generate_content),
+    (":embedContent", _embed_content),
+    (":batchEmbedContents", _batch_embed_contents),
+    ("/api/chat", _ollama("message")),
+    ("/api/generate", _ollama("response")),
+    ("/api/embed", _ollama_embed),
+    ("/chat/completions", _chat_completions),
+    ("/completions", _completions),
+    ("/responses", _responses),
+    ("/embeddings", _embeddings),
+    ("/v1/messages", _messages),
+)

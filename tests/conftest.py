@@ -1,0 +1,68 @@
+"""Shared fixtures: one global SDK tracer provider with an in-memory exporter, the stand-in provider, and
+an isolated environment for every test."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import spendwatch
+from spendwatch.standin import StandinServer
+
+# Set once: OpenTelemetry allows one global provider per process. SDKs with their own tracing (anthropic)
+# use the global provider, so their spans land in the same exporter as ours.
+EXPORTER = InMemorySpanExporter()
+PROVIDER = TracerProvider()
+PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
+trace.set_tracer_provider(PROVIDER)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in ("SPENDWATCH_DB", "SPENDWATCH_CONFIG", "SPENDWATCH_PROVIDER_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    spendwatch.uninstrument()
+
+
+@pytest.fixture(scope="session")
+def standin():
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def spans():
+    """Instrumented, with the finished spans of this test in `spans.get_finished_spans()`."""
+    EXPORTER.clear()
+    spendwatch.instrument()
+    yield EXPORTER
+    spendwatch.uninstrument()
+    EXPORTER.clear()
+
+
+def ours(exporter: InMemorySpanExporter) -> list:
+    """spendwatch's spans among the finished ones."""
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.instrumentation_scope is not None and span.instrumentation_scope.name == "spendwatch.instrumentation"
+    ]
+
+
+def only_span(exporter: InMemorySpanExporter):
+    found = ours(exporter)
+    assert len(found) == 1, [(span.name, dict(span.attributes or {})) for span in found]
+    return found[0]
+
+
+def make_key(prefix: str = "sk-") -> str:
+    """A made-up key, new at each call: tests never carry anything that looks like a real key."""
+    import secrets
+
+    return prefix + "test" + secrets.token_urlsafe(24)
