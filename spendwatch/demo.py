@@ -22,7 +22,7 @@ _CALLS = (
     ("/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True,
                               "messages": [{"role": "user", "content": "A stream that reports no usage"}]},
      Usage(), {}, "batch-jobs"),
-    ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 512, "messages": [{"role": "user", "content": "Hi"}]},
+    ("/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 512, "messages": [{"role": "user", "content": "Hi"}]},
      Usage(input=5000, output=400, cache_read=4000, cache_write=500), {}, "backend"),
     ("/v1beta/models/gemini-2.5-flash:generateContent", {"contents": [{"parts": [{"text": "Hi"}]}]},
      Usage(input=900, output=700, reasoning=500), {}, "batch-jobs"),
