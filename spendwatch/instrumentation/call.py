@@ -160,14 +160,17 @@ class Call:
         if self._finished:
             return
         self._finished = True
+        end_ns = time_ns()
         try:
-            end_ns = time_ns()
             pending, self.pending = self.pending, None
             if pending is not None:
                 self.feed(pending)
             if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+                reader, self._reader = self._reader, None
+                reader.close()
+        except Exception:
+            log_internal_error()  # the body could not be read: the call still counts, estimated
+        try:
             body = _request_json(self.request)
             request_model = self.match.route.wire_format.request_model(self.url.path, body)
             if not self.match.known_host and not (self.recognised or self.response_model or request_model):
