@@ -81,3 +81,39 @@ def test_app_under_opentelemetry_instrument_exports_its_llm_calls(tmp_path: Path
     assert by_model["claude-haiku-4-5"][1]["gen_ai.usage.cache_read.input_tokens"] == 30
     assert by_model["gpt-4o"][1]["spendwatch.api_key.id"] == api_key_id(openai_key)
     assert by_model["claude-haiku-4-5"][1]["spendwatch.api_key.id"] == api_key_id(anthropic_key)
+
+
+CODE_APP = """
+import os, httpx2, spendwatch
+spendwatch.instrument()  # no OpenTelemetry set-up of the app's own: export from OTEL_* as the distro would
+spendwatch.instrument()
+with httpx2.Client(base_url=os.environ["STANDIN"]) as client:
+    client.post("/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []},
+                headers={"x-api-key": os.environ["ANTHROPIC_KEY"], "x-standin-usage": "input=12,output=5"})
+print("app done")
+"""
+
+
+def test_spendwatch_instrument_sets_up_export_when_the_app_has_none(tmp_path: Path, standin):
+    app = tmp_path / "app.py"
+    app.write_text(CODE_APP)
+    key = make_key("sk-ant-")
+    with OtlpReceiver() as receiver:
+        env = {
+            **os.environ,
+            "STANDIN": standin.base_url,
+            "ANTHROPIC_KEY": key,
+            "OTEL_SERVICE_NAME": "worker",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+        }
+        result = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 10
+        while not receiver.spans and time.monotonic() < deadline:
+            time.sleep(0.05)
+        received = list(receiver.spans)
+    assert len(received) == 1, result.stderr
+    resource, scope, span = received[0]
+    assert (resource["service.name"], scope) == ("worker", "spendwatch.instrumentation")
+    assert attributes(span)["gen_ai.usage.input_tokens"] == 12
+    assert attributes(span)["spendwatch.api_key.id"] == api_key_id(key)

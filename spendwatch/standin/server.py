@@ -77,6 +77,7 @@ class Exchange:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
     server: StandinServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
