@@ -14,21 +14,58 @@ from spendwatch.standin import StandinServer, Usage
 
 _CALLS = (
     # (path, body, usage, extra headers, key name)
-    ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
-     Usage(input=1200, output=300, cache_read=1024), {}, "backend"),
-    ("/v1/chat/completions", {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True},
-                              "messages": [{"role": "user", "content": "Stream a haiku"}]},
-     Usage(input=800, output=120), {}, "backend"),
-    ("/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True,
-                              "messages": [{"role": "user", "content": "A stream that reports no usage"}]},
-     Usage(), {}, "batch-jobs"),
-    ("/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 512, "messages": [{"role": "user", "content": "Hi"}]},
-     Usage(input=5000, output=400, cache_read=4000, cache_write=500), {}, "backend"),
-    ("/v1beta/models/gemini-2.5-flash:generateContent", {"contents": [{"parts": [{"text": "Hi"}]}]},
-     Usage(input=900, output=700, reasoning=500), {}, "batch-jobs"),
+    (
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
+        Usage(input=1200, output=300, cache_read=1024),
+        {},
+        "backend",
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "gpt-4o",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "Stream a haiku"}],
+        },
+        Usage(input=800, output=120),
+        {},
+        "backend",
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "gpt-4o-mini",
+            "stream": True,
+            "messages": [{"role": "user", "content": "A stream that reports no usage"}],
+        },
+        Usage(),
+        {},
+        "batch-jobs",
+    ),
+    (
+        "/v1/messages",
+        {"model": "claude-sonnet-4-6", "max_tokens": 512, "messages": [{"role": "user", "content": "Hi"}]},
+        Usage(input=5000, output=400, cache_read=4000, cache_write=500),
+        {},
+        "backend",
+    ),
+    (
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        {"contents": [{"parts": [{"text": "Hi"}]}]},
+        Usage(input=900, output=700, reasoning=500),
+        {},
+        "batch-jobs",
+    ),
     ("/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a", "b", "c"]}, Usage(input=3000), {}, "backend"),
-    ("/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "Too fast"}]},
-     Usage(), {"x-standin-status": "429"}, "batch-jobs"),
+    (
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "Too fast"}]},
+        Usage(),
+        {"x-standin-status": "429"},
+        "batch-jobs",
+    ),
 )
 
 

@@ -66,3 +66,17 @@ def make_key(prefix: str = "sk-") -> str:
     import secrets
 
     return prefix + "test" + secrets.token_urlsafe(24)
+
+
+def call_attributes(standin, key: str) -> dict:
+    """The attributes every answered call to the stand-in has, whatever its format."""
+    from spendwatch.instrumentation.keys import api_key_id
+
+    return {
+        "server.address": "127.0.0.1",
+        "server.port": standin.server_address[1],
+        "http.response.status_code": 200,
+        "spendwatch.api_key.id": api_key_id(key),
+        "spendwatch.api_key.hint": key[-4:],
+        "spendwatch.usage.estimated": False,
+    }

@@ -13,7 +13,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: OtlpReceiver) -> None:
         self._receiver = receiver
 
-    def Export(self, request, context):  # noqa: N802 - the generated name
+    def Export(self, request, context):
         self._receiver.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 

@@ -7,9 +7,8 @@ import asyncio
 import anthropic
 import pytest
 
-from spendwatch.instrumentation.keys import api_key_id
 from spendwatch.standin import Usage
-from tests.conftest import make_key, only_span
+from tests.conftest import call_attributes, make_key, only_span
 
 # 1000 input tokens in semconv terms: 300 uncached + 600 read from the cache + 100 written to it.
 USAGE = Usage(input=1000, output=50, cache_read=600, cache_write=100)
@@ -38,17 +37,14 @@ def expected(standin, key, response_id, stream):
         "gen_ai.usage.cache_read.input_tokens": 600,
         "gen_ai.usage.cache_creation.input_tokens": 100,
         "gen_ai.response.finish_reasons": ("end_turn",),
-        "server.address": "127.0.0.1",
-        "server.port": standin.server_address[1],
-        "http.response.status_code": 200,
-        "spendwatch.api_key.id": api_key_id(key),
-        "spendwatch.api_key.hint": key[-4:],
-        "spendwatch.usage.estimated": False,
+        **call_attributes(standin, key),
     }
 
 
 def sdk_spans(exporter):
-    return [span for span in exporter.get_finished_spans() if span.instrumentation_scope.name.startswith("com.anthropic")]
+    return [
+        span for span in exporter.get_finished_spans() if span.instrumentation_scope.name.startswith("com.anthropic")
+    ]
 
 
 def test_messages_with_cache_tokens_and_the_sdks_own_span(spans, standin, key):
@@ -69,7 +65,10 @@ def test_async_messages(spans, standin, key):
     async def main():
         aclient = anthropic.AsyncAnthropic(base_url=standin.base_url, api_key=key, max_retries=0)
         return await aclient.messages.create(
-            model="claude-sonnet-4-6", max_tokens=100, messages=MESSAGES, extra_headers={"x-standin-usage": USAGE.header()}
+            model="claude-sonnet-4-6",
+            max_tokens=100,
+            messages=MESSAGES,
+            extra_headers={"x-standin-usage": USAGE.header()},
         )
 
     message = asyncio.run(main())

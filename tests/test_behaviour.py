@@ -117,7 +117,9 @@ def test_non_llm_requests_make_no_span(spans, standin):
 def test_llm_path_on_unknown_host_that_is_not_an_llm_api(spans, standin):
     """A `/api/chat` of some chat product, not Ollama: no model asked for, none answered, no span."""
     with httpx2.Client(base_url=standin.base_url) as client:
-        response = client.post("/api/chat", json={"room": "general", "text": "hello"}, headers={"x-standin-status": "404"})
+        response = client.post(
+            "/api/chat", json={"room": "general", "text": "hello"}, headers={"x-standin-status": "404"}
+        )
     assert response.status_code == 404
     assert ours(spans) == []
 

@@ -44,7 +44,9 @@ def test_nothing_secret_or_said_leaves_the_process(monkeypatch, standin, caplog)
     list(gm.models.generate_content_stream(model="gemini-2.5-flash", contents=prompt))
     with httpx2.Client(base_url=standin.base_url) as client:
         client.post(f"/v1beta/models/gemini-2.5-flash:generateContent?key={keys[2]}", json={"contents": prompt})
-        client.post("/openai/deployments/d/chat/completions", json={"messages": messages}, headers={"api-key": keys[3], **reply})
+        client.post(
+            "/openai/deployments/d/chat/completions", json={"messages": messages}, headers={"api-key": keys[3], **reply}
+        )
     # A parsing bug in production is logged: its log line must not carry content either.
     from spendwatch.instrumentation.formats import anthropic as anthropic_format
 

@@ -8,9 +8,8 @@ import pytest
 from google import genai
 from google.genai import types
 
-from spendwatch.instrumentation.keys import api_key_id
 from spendwatch.standin import Usage
-from tests.conftest import make_key, only_span
+from tests.conftest import call_attributes, make_key, only_span
 
 # Gemini reports the output side as candidates (200) plus thoughts (100); semconv output includes both.
 USAGE = Usage(input=500, output=300, cache_read=200, reasoning=100)
@@ -44,12 +43,7 @@ def expected(standin, key, stream, response_id):
         "gen_ai.usage.cache_read.input_tokens": 200,
         "gen_ai.usage.reasoning.output_tokens": 100,
         "gen_ai.response.finish_reasons": ("STOP",),
-        "server.address": "127.0.0.1",
-        "server.port": standin.server_address[1],
-        "http.response.status_code": 200,
-        "spendwatch.api_key.id": api_key_id(key),
-        "spendwatch.api_key.hint": key[-4:],
-        "spendwatch.usage.estimated": False,
+        **call_attributes(standin, key),
     }
 
 
@@ -72,9 +66,7 @@ def test_generate_content_stream(spans, standin, key, client):
 
 def test_async_generate_content(spans, standin, key, client):
     async def main():
-        return await client.aio.models.generate_content(
-            model="gemini-2.5-flash", contents="Say hello", config=config()
-        )
+        return await client.aio.models.generate_content(model="gemini-2.5-flash", contents="Say hello", config=config())
 
     response = asyncio.run(main())
     assert dict(only_span(spans).attributes) == expected(standin, key, stream=False, response_id=response.response_id)

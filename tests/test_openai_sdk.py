@@ -7,9 +7,8 @@ import asyncio
 import openai
 import pytest
 
-from spendwatch.instrumentation.keys import api_key_id
 from spendwatch.standin import Usage
-from tests.conftest import make_key, only_span
+from tests.conftest import call_attributes, make_key, only_span
 
 USAGE = Usage(input=120, output=40, cache_read=64, reasoning=12)
 
@@ -35,12 +34,7 @@ def expected(standin, key, **overrides):
         "gen_ai.usage.cache_read.input_tokens": 64,
         "gen_ai.usage.reasoning.output_tokens": 12,
         "gen_ai.response.finish_reasons": ("stop",),
-        "server.address": "127.0.0.1",
-        "server.port": standin.server_address[1],
-        "http.response.status_code": 200,
-        "spendwatch.api_key.id": api_key_id(key),
-        "spendwatch.api_key.hint": key[-4:],
-        "spendwatch.usage.estimated": False,
+        **call_attributes(standin, key),
     }
     attributes.update(overrides)
     return {name: value for name, value in attributes.items() if value is not None}

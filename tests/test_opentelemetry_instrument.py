@@ -18,7 +18,9 @@ import os, anthropic, openai
 from opentelemetry import trace
 
 openai_client = openai.OpenAI(base_url=os.environ["STANDIN"] + "/v1", api_key=os.environ["OPENAI_KEY"], max_retries=0)
-anthropic_client = anthropic.Anthropic(base_url=os.environ["STANDIN"], api_key=os.environ["ANTHROPIC_KEY"], max_retries=0)
+anthropic_client = anthropic.Anthropic(
+    base_url=os.environ["STANDIN"], api_key=os.environ["ANTHROPIC_KEY"], max_retries=0
+)
 with trace.get_tracer("app").start_as_current_span("handle request"):
     openai_client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
@@ -76,7 +78,9 @@ def test_app_under_opentelemetry_instrument_exports_its_llm_calls(tmp_path: Path
     by_model = {attributes(span)["gen_ai.request.model"]: (resource, attributes(span)) for resource, span in ours}
     assert sorted(by_model) == ["claude-haiku-4-5", "gpt-4o", "gpt-4o-mini"]
     assert all(resource["service.name"] == "billing-api" for resource, _ in by_model.values())
-    usage = {model: (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) for model, (_, a) in by_model.items()}
+    usage = {
+        model: (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) for model, (_, a) in by_model.items()
+    }
     assert usage == {"gpt-4o-mini": (17, 5), "gpt-4o": (9, 5), "claude-haiku-4-5": (40, 5)}
     assert by_model["claude-haiku-4-5"][1]["gen_ai.usage.cache_read.input_tokens"] == 30
     assert by_model["gpt-4o"][1]["spendwatch.api_key.id"] == api_key_id(openai_key)

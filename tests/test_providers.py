@@ -17,15 +17,38 @@ CLASSIFIER = Classifier({"gateway.internal": "openrouter", "localhost:8000": "vl
         ("api.openai.com", None, "/v1/embeddings", "openai", "embeddings", True),
         ("api.openai.com", None, "/v1/completions", "openai", "text_completion", True),
         ("api.anthropic.com", None, "/v1/messages", "anthropic", "chat", True),
-        ("generativelanguage.googleapis.com", None, "/v1beta/models/gemini-2.5-flash:generateContent",
-         "gcp.gemini", "generate_content", True),
-        ("generativelanguage.googleapis.com", None, "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-         "gcp.gemini", "generate_content", True),
-        ("generativelanguage.googleapis.com", None, "/v1beta/models/text-embedding-004:batchEmbedContents",
-         "gcp.gemini", "embeddings", True),
-        ("us-central1-aiplatform.googleapis.com", None,
-         "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent",
-         "gcp.vertex_ai", "generate_content", True),
+        (
+            "generativelanguage.googleapis.com",
+            None,
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            "gcp.gemini",
+            "generate_content",
+            True,
+        ),
+        (
+            "generativelanguage.googleapis.com",
+            None,
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            "gcp.gemini",
+            "generate_content",
+            True,
+        ),
+        (
+            "generativelanguage.googleapis.com",
+            None,
+            "/v1beta/models/text-embedding-004:batchEmbedContents",
+            "gcp.gemini",
+            "embeddings",
+            True,
+        ),
+        (
+            "us-central1-aiplatform.googleapis.com",
+            None,
+            "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent",
+            "gcp.vertex_ai",
+            "generate_content",
+            True,
+        ),
         ("myco.openai.azure.com", None, "/openai/deployments/gpt4o/chat/completions", "azure.ai.openai", "chat", True),
         ("myco.cognitiveservices.azure.com", None, "/openai/v1/chat/completions", "azure.ai.openai", "chat", True),
         ("api.groq.com", None, "/openai/v1/chat/completions", "groq", "chat", True),
@@ -65,6 +88,9 @@ def test_not_llm_calls(method, host, path):
 
 
 def test_provider_hosts_variable():
-    assert parse_provider_hosts(" a.example=openai, localhost:9000=vllm ,") == {"a.example": "openai", "localhost:9000": "vllm"}
+    assert parse_provider_hosts(" a.example=openai, localhost:9000=vllm ,") == {
+        "a.example": "openai",
+        "localhost:9000": "vllm",
+    }
     with pytest.raises(ValueError, match="SPENDWATCH_PROVIDER_HOSTS: expected host\\[:port\\]=provider, got 'oops'"):
         parse_provider_hosts("oops")

@@ -76,7 +76,11 @@ def test_groq_stream_with_x_groq_usage(as_provider, standin, library):
             "POST",
             "/openai/v1/chat/completions",
             json={"model": "llama-3.3-70b-versatile", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
-            headers={"authorization": f"Bearer {make_key('gsk_')}", "x-standin-groq": "1", "x-standin-usage": "input=30,output=6"},
+            headers={
+                "authorization": f"Bearer {make_key('gsk_')}",
+                "x-standin-groq": "1",
+                "x-standin-usage": "input=30,output=6",
+            },
         ) as response:
             body = b"".join(response.iter_bytes())
     assert b"x_groq" in body
@@ -111,10 +115,22 @@ def test_ollama_ndjson_stream(as_provider, standin, library, path, operation):
 
 def test_ollama_unary_and_embed(as_provider, standin):
     spans = as_provider("ollama")
-    post(httpx2, standin, "/api/chat", {"model": "llama3.2", "stream": False, "messages": []}, {"x-standin-usage": "input=5,output=2"})
+    post(
+        httpx2,
+        standin,
+        "/api/chat",
+        {"model": "llama3.2", "stream": False, "messages": []},
+        {"x-standin-usage": "input=5,output=2"},
+    )
     post(httpx2, standin, "/api/embed", {"model": "nomic-embed-text", "input": "hi"}, {"x-standin-usage": "input=4"})
-    chat, embed = sorted((dict(span.attributes) for span in spans.get_finished_spans()), key=lambda a: a["gen_ai.operation.name"])
-    assert (chat["gen_ai.request.stream"], chat["gen_ai.usage.input_tokens"], chat["gen_ai.usage.output_tokens"]) == (False, 5, 2)
+    chat, embed = sorted(
+        (dict(span.attributes) for span in spans.get_finished_spans()), key=lambda a: a["gen_ai.operation.name"]
+    )
+    assert (chat["gen_ai.request.stream"], chat["gen_ai.usage.input_tokens"], chat["gen_ai.usage.output_tokens"]) == (
+        False,
+        5,
+        2,
+    )
     assert (embed["gen_ai.operation.name"], embed["gen_ai.usage.input_tokens"]) == ("embeddings", 4)
     assert embed["spendwatch.usage.estimated"] is False
 

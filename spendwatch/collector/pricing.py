@@ -36,7 +36,7 @@ def price_usd(
     cache_write_tokens: int | None = None,
 ) -> float | None:
     """The call's cost in USD, or None when the model has no known price."""
-    if not model or input_tokens is None and output_tokens is None:
+    if not model or (input_tokens is None and output_tokens is None):
         return None
     price = _model_price(GENAI_PRICES_PROVIDER.get(provider, provider), model)
     if price is None:

@@ -94,13 +94,12 @@ def _loads(data: bytes | str) -> Any:
         return None
 
 
-class SseReader:
-    """Server-sent events, incrementally: `data:` lines joined, dispatched at each blank line."""
+class _LineReader:
+    """Splits the stream into lines as it arrives, holding back only the unfinished last one."""
 
     def __init__(self, on_value: Callable[[Any], None]) -> None:
         self._on_value = on_value
         self._partial = b""
-        self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> None:
         if self._partial:
@@ -109,6 +108,22 @@ class SseReader:
         self._partial = lines.pop()
         for line in lines:
             self._line(line)
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+
+    def _line(self, line: bytes) -> None:
+        raise NotImplementedError
+
+
+class SseReader(_LineReader):
+    """Server-sent events: `data:` lines joined, dispatched at each blank line."""
+
+    def __init__(self, on_value: Callable[[Any], None]) -> None:
+        super().__init__(on_value)
+        self._data: list[bytes] = []
 
     def _line(self, line: bytes) -> None:
         if line.endswith(b"\r"):
@@ -129,37 +144,18 @@ class SseReader:
                 self._on_value(value)
 
     def close(self) -> None:
-        if self._partial:
-            self._line(self._partial)
-            self._partial = b""
+        super().close()
         self._dispatch()
 
 
-class NdjsonReader:
-    """Newline-delimited JSON, incrementally."""
-
-    def __init__(self, on_value: Callable[[Any], None]) -> None:
-        self._on_value = on_value
-        self._partial = b""
-
-    def feed(self, chunk: bytes) -> None:
-        if self._partial:
-            chunk = self._partial + chunk
-        lines = chunk.split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._line(line)
+class NdjsonReader(_LineReader):
+    """Newline-delimited JSON: one value per line."""
 
     def _line(self, line: bytes) -> None:
         if line.strip():
             value = _loads(line)
             if value is not None:
                 self._on_value(value)
-
-    def close(self) -> None:
-        if self._partial:
-            self._line(self._partial)
-            self._partial = b""
 
 
 class BodyReader:

@@ -212,8 +212,10 @@ def _messages(exchange: Exchange) -> Answer:
     start = {**message, "content": [], "stop_reason": None, "usage": _anthropic_usage(exchange, 1)}
     events = [
         _sse({"type": "message_start", "message": start}, "message_start"),
-        _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-             "content_block_start"),
+        _sse(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        ),
     ]
     for piece in exchange.chunks:
         delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
@@ -328,8 +330,9 @@ def _ollama(text_key: str):
 
 
 def _ollama_embed(exchange: Exchange) -> Answer:
-    return Answer({"model": exchange.response_model, "embeddings": [_vector(0)],
-                   "prompt_eval_count": exchange.usage.input})
+    return Answer(
+        {"model": exchange.response_model, "embeddings": [_vector(0)], "prompt_eval_count": exchange.usage.input}
+    )
 
 
 _ROUTES = (

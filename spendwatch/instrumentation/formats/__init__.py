@@ -8,3 +8,16 @@ Every module has the same small surface:
 `observe` only reads what it needs: model, id, finish reasons, usage, and the length (never the text) of
 generated text, which is all an estimate needs when a stream carries no usage.
 """
+
+from typing import Any
+
+
+def body_model(body: dict[str, Any] | None) -> str | None:
+    """The `model` a JSON request body names, where the format puts it in the body."""
+    model = body.get("model") if body else None
+    return model if isinstance(model, str) else None
+
+
+def body_streams(body: dict[str, Any] | None) -> bool:
+    """Whether a JSON request body asks for a stream with `"stream": true`."""
+    return bool(body and body.get("stream") is True)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from spendwatch.instrumentation.formats import body_model, body_streams
+
 DEFAULT_PROVIDER = "anthropic"
 
 
 def request_model(path: str, body: dict[str, Any] | None) -> str | None:
-    model = body.get("model") if body else None
-    return model if isinstance(model, str) else None
+    return body_model(body)
 
 
 def request_stream(path: str, body: dict[str, Any] | None) -> bool:
-    return bool(body and body.get("stream") is True)
+    return body_streams(body)
 
 
 def observe(call: Any, obj: Any) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from spendwatch.instrumentation.formats import body_model
+
 DEFAULT_PROVIDER = "ollama"
 
 
 def request_model(path: str, body: dict[str, Any] | None) -> str | None:
-    model = body.get("model") if body else None
-    return model if isinstance(model, str) else None
+    return body_model(body)
 
 
 def request_stream(path: str, body: dict[str, Any] | None) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from spendwatch.instrumentation.formats import body_model, body_streams
+
 DEFAULT_PROVIDER = "openai"
 
 _AZURE_DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
@@ -18,15 +20,15 @@ _RESPONSES_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete"
 
 
 def request_model(path: str, body: dict[str, Any] | None) -> str | None:
-    model = body.get("model") if body else None
-    if isinstance(model, str):
+    model = body_model(body)
+    if model is not None:
         return model
     deployment = _AZURE_DEPLOYMENT.search(path)  # Azure: the deployment stands where the model would
     return deployment.group(1) if deployment else None
 
 
 def request_stream(path: str, body: dict[str, Any] | None) -> bool:
-    return bool(body and body.get("stream") is True)
+    return body_streams(body)
 
 
 def observe(call: Any, obj: Any) -> None:
