@@ -14,6 +14,22 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="Instrument a sample app against a built-in stand-in provider, offline.")
     demo.set_defaults(run=_demo)
+    up = commands.add_parser("up", help="Run the collector: receive OTLP, price and store LLM calls.")
+    _database_flags(up)
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--http-port", type=int, help="OTLP/HTTP port (default 4318)")
+    up.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default 4317)")
+    up.set_defaults(run=_up)
+    prices = commands.add_parser("prices", help="Prices of stored calls.")
+    price_commands = prices.add_subparsers(dest="prices_command", metavar="COMMAND", required=True)
+    missing = price_commands.add_parser("missing", help="Models with calls but no known price.")
+    _database_flags(missing)
+    missing.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    missing.set_defaults(run=_prices_missing)
+    reprice = commands.add_parser("reprice", help="Recompute stored costs after a price override or update.")
+    _database_flags(reprice)
+    reprice.add_argument("--since", default="30d", help="calls started within this long ago (e.g. 30d, 12h; 'all')")
+    reprice.set_defaults(run=_reprice)
     keys = commands.add_parser("keys", help="API-key ids.")
     key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
     key_id = key_commands.add_parser("id", help="Print the id spendwatch gives an API key (read from stdin).")
@@ -22,7 +38,60 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    return args.run(args)
+    from spendwatch.config import ConfigError
+
+    try:
+        return args.run(args)
+    except (ConfigError, UserError) as error:
+        print(f"spendwatch: {error}", file=sys.stderr)
+        return 2
+
+
+class UserError(Exception):
+    """A mistake or a state the user can fix: one line, exit code 2, no traceback."""
+
+
+def _database_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="the DuckDB file (default $SPENDWATCH_DB or $XDG_DATA_HOME/spendwatch/...)")
+    parser.add_argument("--config", help="the TOML config (default $SPENDWATCH_CONFIG or $XDG_CONFIG_HOME/...)")
+
+
+def _config(args: argparse.Namespace):
+    from spendwatch.config import resolve
+
+    flags = {name: getattr(args, name, None) for name in ("db", "config", "host", "http_port", "grpc_port")}
+    return resolve(flags)
+
+
+def _up(args: argparse.Namespace) -> int:
+    import logging
+
+    from spendwatch.collector.daemon import StartupError, run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _config(args)
+    try:
+        return run(config)
+    except StartupError as error:
+        raise UserError(str(error)) from None
+
+
+def _prices_missing(args: argparse.Namespace) -> int:
+    from spendwatch.collector.maintenance import missing_prices
+    from spendwatch.output import write_rows
+
+    columns, rows = missing_prices(_config(args).db)
+    write_rows(sys.stdout, columns, rows, args.format)
+    return 0
+
+
+def _reprice(args: argparse.Namespace) -> int:
+    from spendwatch.collector.maintenance import reprice
+
+    config = _config(args)
+    changed, total = reprice(config.db, config.prices, args.since, progress=sys.stderr)
+    print(f"repriced {total} calls: {changed} changed cost")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

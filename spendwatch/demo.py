@@ -75,7 +75,7 @@ def run_demo(out: TextIO) -> int:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from spendwatch.collector.pricing import price_usd
+    from spendwatch.collector.pricing import Pricer
     from spendwatch.instrumentation import SpendwatchInstrumentor
 
     exporter = InMemorySpanExporter()
@@ -108,9 +108,9 @@ def run_demo(out: TextIO) -> int:
         input_tokens = attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
         output_tokens = attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
         cached = attributes.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
-        cost = price_usd(
+        cost = Pricer().price(
             provider_name,
-            model,
+            (model,),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cache_read_tokens=cached,

@@ -1,0 +1,100 @@
+"""`spendwatch up`: the receivers, the writer and the database, started and stopped in the right order.
+
+Start: the database first (a file that cannot be opened stops everything, with one line, before any
+port is taken), then the writer, then the receivers. Stop (SIGTERM or SIGINT): the receivers stop taking
+exports and finish the ones in flight, the writer commits what is queued, the database is checkpointed
+and closed, exit 0.
+
+Beside the database, `<db>.daemon.json` (private, like the database) says which process serves it and on
+which ports, for the CLI and for tools that start the daemon on port 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import duckdb
+
+from spendwatch.collector.grpc_receiver import GrpcReceiver
+from spendwatch.collector.http_receiver import HttpReceiver
+from spendwatch.collector.ingest import Ingest
+from spendwatch.collector.migrations import NewerSchemaError
+from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.store import Store
+from spendwatch.collector.writer import Writer
+from spendwatch.config import Config
+
+logger = logging.getLogger("spendwatch.collector")
+
+
+class StartupError(Exception):
+    """The daemon cannot start: one line for the user, exit code 2."""
+
+
+def daemon_file(db: Path) -> Path:
+    return db.with_name(db.name + ".daemon.json")
+
+
+def open_store(db: Path) -> Store:
+    try:
+        return Store(db)
+    except NewerSchemaError as error:
+        raise StartupError(f"{db}: written by a newer spendwatch ({error}); upgrade spendwatch") from None
+    except duckdb.IOException as error:
+        message = str(error)
+        if "lock" in message.lower():
+            raise StartupError(f"{db}: in use by another process (is spendwatch up already running?)") from None
+        raise StartupError(f"{db}: cannot be opened as a spendwatch database: {message.splitlines()[0]}") from None
+    except (duckdb.Error, OSError) as error:
+        raise StartupError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
+
+
+def run(config: Config, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    os.umask(0o077)  # the database, its WAL and the daemon file are the owner's alone
+    store = open_store(config.db)
+    writer = Writer(store)
+    writer.start()
+    ingest = Ingest(writer, Pricer(config.prices))
+    try:
+        http = HttpReceiver(config.host, config.http_port, ingest)
+        grpc_receiver = GrpcReceiver(config.host, config.grpc_port, ingest)
+    except OSError as error:
+        writer.stop()
+        store.close()
+        raise StartupError(f"cannot listen on {config.host}: {error}") from None
+    http.start()
+    grpc_receiver.start()
+    info = {"pid": os.getpid(), "host": config.host, "http_port": http.port, "grpc_port": grpc_receiver.port}
+    daemon_file(config.db).write_text(json.dumps(info))
+    logger.info(
+        "spendwatch up: %s; OTLP/gRPC on %s:%d, OTLP/HTTP on %s:%d",
+        config.db,
+        config.host,
+        grpc_receiver.port,
+        config.host,
+        http.port,
+    )
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    stop.wait()
+    logger.info("stopping: finishing exports in flight")
+    grpc_receiver.stop()
+    http.stop()
+    writer.stop()
+    store.close()
+    daemon_file(config.db).unlink(missing_ok=True)
+    counts = ingest.counts
+    logger.info(
+        "stopped: %d spans received, %d LLM calls stored, %d duplicates ignored, %d other spans dropped",
+        counts.received,
+        writer.stored,
+        writer.duplicates,
+        counts.dropped,
+    )
+    return 0

@@ -1,0 +1,115 @@
+"""OTLP/HTTP: `/v1/traces`, `/v1/metrics`, `/v1/logs` (protobuf or JSON, plain or gzip) and `/health`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from spendwatch.collector import otlp
+from spendwatch.collector.ingest import Ingest
+from spendwatch.collector.writer import Overloaded
+
+logger = logging.getLogger("spendwatch.collector")
+
+RETRY_AFTER_SECONDS = 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: HttpReceiver
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("http: " + format, *args)
+
+    def do_GET(self) -> None:
+        if self.path in ("/health", "/ready"):
+            self._send(200, b"ok\n", "text/plain")
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        signal = otlp.SIGNALS.get(path)
+        if signal is None:
+            self._drain()
+            self._send(404, f"no OTLP endpoint at {path}\n".encode(), "text/plain")
+            return
+        request_type, response_type = signal
+        try:
+            body = self._body()
+            message, as_json = otlp.decode(
+                request_type,
+                otlp.inflate(body, self.headers.get("content-encoding"), self.server.max_body_bytes),
+                self.headers.get("content-type"),
+            )
+        except otlp.BadRequest as error:
+            self._send(error.status, f"{error}\n".encode(), "text/plain")
+            return
+        try:
+            if path == "/v1/traces":
+                self.server.ingest.export_traces(message)
+            else:
+                self.server.ingest.export_other(message)
+        except Overloaded:
+            self._send(503, b"the writer is behind; retry\n", "text/plain", {"retry-after": str(RETRY_AFTER_SECONDS)})
+            return
+        except Exception as error:  # a failed write: retryable, and logged by the writer
+            self._send(
+                503,
+                f"could not store the export ({type(error).__name__}); retry\n".encode(),
+                "text/plain",
+                {"retry-after": str(RETRY_AFTER_SECONDS)},
+            )
+            return
+        payload, content_type = otlp.encode(response_type(), as_json)
+        self._send(200, payload, content_type)
+
+    def _body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            raise otlp.BadRequest(411, "chunked request bodies are not accepted: send content-length")
+        length = int(self.headers.get("content-length") or 0)
+        if length > self.server.max_body_bytes:
+            self.close_connection = True
+            raise otlp.BadRequest(413, f"body of {length} bytes exceeds the limit of {self.server.max_body_bytes}")
+        return self.rfile.read(length)
+
+    def _drain(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length <= self.server.max_body_bytes:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class HttpReceiver(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, ingest: Ingest, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES):
+        super().__init__((host, port), _Handler)
+        self.ingest = ingest
+        self.max_body_bytes = max_body_bytes
+        self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-otlp-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

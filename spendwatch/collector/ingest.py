@@ -1,0 +1,36 @@
+"""What both receivers do with an export: turn its spans into rows and wait until they are committed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.spans import Counts, rows_from_request
+from spendwatch.collector.writer import Writer
+
+COMMIT_TIMEOUT_SECONDS = 30
+
+
+class Ingest:
+    def __init__(self, writer: Writer, pricer: Pricer) -> None:
+        self.writer = writer
+        self.pricer = pricer
+        self.counts = Counts()
+        self._lock = threading.Lock()
+        self.other_signals = 0  # metric and log exports: acknowledged, not stored
+
+    def export_traces(self, request: Any) -> None:
+        """Returns once the request's calls are committed; raises `Overloaded` or the write's error."""
+        counts = Counts()
+        rows = rows_from_request(request, self.pricer, counts)
+        with self._lock:
+            self.counts.received += counts.received
+            self.counts.kept += counts.kept
+            self.counts.dropped += counts.dropped
+        if rows:
+            self.writer.submit(rows).result(timeout=COMMIT_TIMEOUT_SECONDS)
+
+    def export_other(self, request: Any) -> None:
+        with self._lock:
+            self.other_signals += 1

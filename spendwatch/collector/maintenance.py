@@ -1,0 +1,132 @@
+"""Commands that work on the stored calls: which models have no price, and repricing after an override.
+
+They open the database file directly, so they need the daemon stopped (DuckDB lets no second process
+open a file another writes); they say so in one line when it is running.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import duckdb
+
+from spendwatch.collector.pricing import PriceOverride, Pricer
+from spendwatch.collector.store import connect
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+REPRICE_BATCH = 5000
+
+
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise ValueError(f"expected a duration such as 30d, 12h or 90m, got {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _open(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    from spendwatch.cli import UserError
+    from spendwatch.collector.migrations import migrate
+
+    if not db.exists():
+        raise UserError(f"{db}: no such database (start `spendwatch up` to create it)")
+    try:
+        con = connect(db, read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise UserError(f"{db}: in use by `spendwatch up`; stop it first, then run this again") from None
+        raise UserError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def missing_prices(db: Path) -> tuple[list[str], list[tuple]]:
+    con = _open(db, read_only=True)
+    try:
+        cursor = con.execute(
+            """
+            SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS calls,
+                   sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                   max(start_time) AS last_call
+            FROM llm_calls
+            WHERE cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
+            GROUP BY ALL
+            ORDER BY calls DESC, provider, model
+            """
+        )
+        return [column[0] for column in cursor.description], cursor.fetchall()
+    finally:
+        con.close()
+
+
+def reprice(
+    db: Path, overrides: dict[str, PriceOverride], since: str, progress: TextIO | None = None
+) -> tuple[int, int]:
+    """Recompute `cost_usd` of the calls started since `since`; returns (changed, total)."""
+    from spendwatch.cli import UserError
+
+    try:
+        cutoff = None if since == "all" else datetime.now(UTC) - parse_duration(since)
+    except ValueError as error:
+        raise UserError(f"--since: {error}") from None
+    pricer = Pricer(overrides)
+    con = _open(db, read_only=False)
+    try:
+        where = "" if cutoff is None else "WHERE start_time >= ?"
+        params = [] if cutoff is None else [cutoff]
+        rows = con.execute(
+            f"""
+            SELECT trace_id, span_id, start_time, provider, response_model, request_model, input_tokens,
+                   output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
+            FROM llm_call_spans {where}
+            """,
+            params,
+        ).fetchall()
+        con.execute("CREATE TEMP TABLE _repriced (trace_id VARCHAR, span_id VARCHAR, cost_usd DOUBLE)")
+        changed = 0
+        con.execute("BEGIN TRANSACTION")
+        appender = con.appender("_repriced")
+        for done, row in enumerate(rows, start=1):
+            trace_id, span_id, start, provider, response_model, request_model, *counts, old = row
+            cost = pricer.price(
+                provider,
+                (response_model, request_model),
+                at=start,
+                input_tokens=counts[0],
+                output_tokens=counts[1],
+                cache_read_tokens=counts[2],
+                cache_write_tokens=counts[3],
+            )
+            if cost != old:
+                changed += 1
+                appender.append_row(trace_id, span_id, cost)
+            if progress is not None and (done % REPRICE_BATCH == 0 or done == len(rows)):
+                _bar(progress, done, len(rows))
+        appender.flush()
+        con.execute(
+            """
+            UPDATE llm_call_spans AS s SET cost_usd = r.cost_usd
+            FROM _repriced AS r WHERE s.trace_id = r.trace_id AND s.span_id = r.span_id
+            """
+        )
+        con.execute("COMMIT")
+        if progress is not None and rows:
+            progress.write("\n")
+        return changed, len(rows)
+    finally:
+        con.close()
+
+
+def _bar(out: TextIO, done: int, total: int, width: int = 30) -> None:
+    filled = width * done // total
+    out.write(f"\rrepricing [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    out.flush()

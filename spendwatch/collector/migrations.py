@@ -1,0 +1,122 @@
+"""The database schema, as an append-only list of migrations (simonw/llm's pattern).
+
+Each migration is a function named `mNNN_what`, applied once, in order, and recorded in `_migrations`.
+An applied migration is never edited: a change to the schema is a new function at the end.
+
+`llm_calls` is the contract users' SQL and the rules depend on. It is a view over `llm_call_spans`, which
+holds every model-call span received, from any instrumentation. One LLM call can arrive as several spans
+(the anthropic SDK's own span and spendwatch's HTTP-level span beneath it; two instrumentations wrapping
+one call), and the view shows each call once: a span is hidden when a spendwatch span of the same trace
+started inside it (spendwatch's has the key id and the exact usage), or when another instrumentation's
+model-call span is its direct child (the inner span is the call; the outer a wrapper). Because the view
+decides at query time, in one snapshot, no query ever sees both — whichever order the spans arrived in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+
+
+def migration(function: Callable[[duckdb.DuckDBPyConnection], None]):
+    MIGRATIONS.append(function)
+    return function
+
+
+@migration
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE llm_call_spans (
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR NOT NULL,
+            parent_span_id VARCHAR,
+            start_time TIMESTAMPTZ NOT NULL,
+            end_time TIMESTAMPTZ NOT NULL,
+            duration_ms DOUBLE,
+            service_name VARCHAR,
+            provider VARCHAR,
+            operation VARCHAR,
+            request_model VARCHAR,
+            response_model VARCHAR,
+            response_id VARCHAR,
+            streaming BOOLEAN,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            cache_read_tokens BIGINT,
+            cache_write_tokens BIGINT,
+            reasoning_tokens BIGINT,
+            usage_estimated BOOLEAN NOT NULL DEFAULT false,
+            cost_usd DOUBLE,
+            api_key_id VARCHAR,
+            api_key_hint VARCHAR,
+            status_code INTEGER,
+            error_type VARCHAR,
+            finish_reasons VARCHAR[],
+            server_address VARCHAR,
+            attributes JSON,
+            instrumentation_scope VARCHAR,
+            from_spendwatch BOOLEAN NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (trace_id, span_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE VIEW llm_calls AS
+        SELECT
+            s.trace_id, s.span_id, s.parent_span_id, s.start_time, s.end_time, s.duration_ms, s.service_name,
+            s.provider, s.operation, s.request_model, s.response_model, s.response_id, s.streaming,
+            s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens,
+            s.usage_estimated, s.cost_usd, s.api_key_id, s.api_key_hint, s.status_code, s.error_type,
+            s.finish_reasons, s.server_address, s.attributes
+        FROM llm_call_spans AS s
+        WHERE s.from_spendwatch OR NOT EXISTS (
+            SELECT 1
+            FROM llm_call_spans AS inner_span
+            WHERE inner_span.trace_id = s.trace_id
+              AND inner_span.span_id <> s.span_id
+              AND (
+                  (inner_span.from_spendwatch
+                   AND inner_span.start_time >= s.start_time AND inner_span.start_time <= s.end_time)
+                  OR inner_span.parent_span_id = s.span_id
+              )
+        )
+        """
+    )
+    con.execute("CREATE INDEX llm_call_spans_start_time ON llm_call_spans (start_time)")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations this database has not had; returns the names applied."""
+    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    applied = {name for (name,) in con.execute("SELECT name FROM _migrations").fetchall()}
+    known = {function.__name__ for function in MIGRATIONS}
+    unknown = applied - known
+    if unknown:
+        raise NewerSchemaError(sorted(unknown))
+    done = []
+    for function in MIGRATIONS:
+        if function.__name__ in applied:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            function(con)
+            con.execute("INSERT INTO _migrations VALUES (?, current_timestamp)", [function.__name__])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        done.append(function.__name__)
+    return done
+
+
+class NewerSchemaError(Exception):
+    """The database was written by a newer spendwatch: opening it here could damage it."""
+
+    def __init__(self, migrations: list[str]) -> None:
+        super().__init__(f"the database has migrations this spendwatch does not know: {', '.join(migrations)}")

@@ -1,0 +1,113 @@
+"""Decoding OTLP export requests: protobuf or JSON, plain or gzip, with a size limit kept while inflating.
+
+OTLP/JSON carries trace and span ids as hex strings, where protobuf's JSON mapping expects base64 for
+`bytes` fields: the ids are converted before `ParseDict`, which would otherwise decode hex as base64 and
+store wrong ids. JSON is the rare path (browsers, curl); protobuf goes straight to the upb decoder.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+SIGNALS: dict[str, tuple[type, type]] = {
+    "/v1/traces": (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
+    "/v1/metrics": (
+        metrics_service_pb2.ExportMetricsServiceRequest,
+        metrics_service_pb2.ExportMetricsServiceResponse,
+    ),
+    "/v1/logs": (logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse),
+}
+
+
+class BadRequest(Exception):
+    """The body cannot be read: answered 4xx with this message, and nothing else happens."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def inflate(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise BadRequest(415, f"unsupported content-encoding {encoding!r}: use gzip or none")
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+    try:
+        data = decompressor.decompress(body, max_bytes + 1)
+    except zlib.error as error:
+        raise BadRequest(400, f"body is not valid {encoding}: {error}") from None
+    if len(data) > max_bytes:
+        raise BadRequest(413, f"decompressed body exceeds the limit of {max_bytes} bytes")
+    if not decompressor.eof:
+        raise BadRequest(400, f"{encoding} body is truncated")
+    return data
+
+
+def decode(message_type: type, body: bytes, content_type: str | None) -> tuple[Any, bool]:
+    """The request message, and whether it came as JSON (so the answer goes back as JSON)."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type == "application/x-protobuf":
+        message = message_type()
+        try:
+            message.ParseFromString(body)
+        except DecodeError as error:
+            raise BadRequest(400, f"body is not a valid OTLP protobuf message: {error}") from None
+        return message, False
+    if media_type == "application/json":
+        try:
+            document = json.loads(body)
+        except ValueError as error:
+            raise BadRequest(400, f"body is not valid JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise BadRequest(400, "body is not an OTLP JSON object")
+        _hex_ids_to_base64(document)
+        message = message_type()
+        try:
+            json_format.ParseDict(document, message, ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError) as error:
+            raise BadRequest(400, f"body is not a valid OTLP JSON message: {error}") from None
+        return message, True
+    raise BadRequest(415, f"unsupported content-type {media_type!r}: use application/x-protobuf or application/json")
+
+
+def encode(message: Any, as_json: bool) -> tuple[bytes, str]:
+    if as_json:
+        return json.dumps(json_format.MessageToDict(message)).encode(), "application/json"
+    return message.SerializeToString(), "application/x-protobuf"
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    for resource_spans in document.get("resourceSpans") or ():
+        for scope_spans in (resource_spans or {}).get("scopeSpans") or ():
+            for span in (scope_spans or {}).get("spans") or ():
+                if isinstance(span, dict):
+                    _convert_ids(span)
+                    for link in span.get("links") or ():
+                        if isinstance(link, dict):
+                            _convert_ids(link)
+
+
+def _convert_ids(item: dict[str, Any]) -> None:
+    for field in _ID_FIELDS:
+        value = item.get(field)
+        if isinstance(value, str) and value:
+            try:
+                item[field] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise BadRequest(400, f"{field} {value[:64]!r} is not hex") from None

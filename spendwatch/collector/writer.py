@@ -1,0 +1,112 @@
+"""The one thread that writes the database, and the bounded queue in front of it.
+
+Receivers decode and price on their own threads, then hand rows here and wait: an export is answered
+only after its rows are committed. Several waiting batches are committed in one transaction. The queue
+is bounded: when the writer falls behind, `submit` fails at once with `Overloaded` and the receiver
+answers with OTLP's retryable status, so memory stays bounded and exporters deliver later.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from spendwatch.collector.store import Store
+
+logger = logging.getLogger("spendwatch.collector")
+
+MAX_QUEUED_BATCHES = 64
+MAX_ROWS_PER_COMMIT = 50_000
+
+
+class Overloaded(Exception):
+    pass
+
+
+class Writer:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: queue.Queue[tuple[Any, Future] | None] = queue.Queue(MAX_QUEUED_BATCHES)
+        self._thread = threading.Thread(target=self._run, name="spendwatch-writer", daemon=True)
+        self.stored = 0
+        self.duplicates = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, rows: Sequence[Sequence[Any]]) -> Future:
+        """Queue rows for the next commit; the future's result is how many were new."""
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((list(rows), future))
+        except queue.Full:
+            raise Overloaded from None
+        return future
+
+    def call(self, function: Callable[[Store], Any]) -> Future:
+        """Run `function(store)` on the writer thread, between commits (maintenance, repricing)."""
+        future: Future = Future()
+        self._queue.put((function, future))
+        return future
+
+    def stop(self) -> None:
+        """Commit everything queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            work, future = item
+            if callable(work):
+                self._run_call(work, future)
+                continue
+            batches = [(work, future)]
+            size = len(work)
+            stop_after = False
+            while size < MAX_ROWS_PER_COMMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop_after = True
+                    break
+                if callable(item[0]):
+                    self._commit(batches)
+                    batches, size = [], 0
+                    self._run_call(*item)
+                    continue
+                batches.append(item)
+                size += len(item[0])
+            self._commit(batches)
+            if stop_after:
+                return
+
+    def _commit(self, batches: list[tuple[list, Future]]) -> None:
+        if not batches:
+            return
+        rows = [row for batch, _ in batches for row in batch]
+        try:
+            inserted = self.store.write(rows)
+        except Exception as error:
+            logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
+            for _, future in batches:
+                future.set_exception(error)
+            return
+        self.stored += inserted
+        self.duplicates += len(rows) - inserted
+        for _, future in batches:
+            future.set_result(inserted)
+
+    def _run_call(self, function: Callable[[Store], Any], future: Future) -> None:
+        try:
+            future.set_result(function(self.store))
+        except Exception as error:
+            future.set_exception(error)

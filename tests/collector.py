@@ -1,0 +1,84 @@
+"""Running `spendwatch up` as a real subprocess on free ports, and reading its database afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+
+class Collector:
+    def __init__(self, db: Path, log: Path, config: Path | None = None) -> None:
+        self.db = db
+        self.log = log
+        self.config = config
+        self.process: subprocess.Popen | None = None
+        self.info: dict = {}
+
+    def start(self) -> Collector:
+        command = [
+            sys.executable,
+            "-m",
+            "spendwatch.cli",
+            "up",
+            "--db",
+            str(self.db),
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ]
+        if self.config is not None:
+            command += ["--config", str(self.config)]
+        self._log_file = self.log.open("ab")
+        self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT)
+        daemon_file = self.db.with_name(self.db.name + ".daemon.json")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"spendwatch up exited with {self.process.returncode}: {self.log.read_text()}")
+            if daemon_file.exists() and daemon_file.read_text():
+                self.info = json.loads(daemon_file.read_text())
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"spendwatch up did not start: {self.log.read_text()}")
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.info['grpc_port']}"
+
+    @property
+    def http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.info['http_port']}"
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self._log_file.close()
+        return code
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Read the database; only once the daemon is stopped (DuckDB allows one process)."""
+        con = duckdb.connect(str(self.db), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "spendwatch.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
