@@ -126,8 +126,9 @@ def test_app_to_collector(tmp_path: Path, standin, protocol):
     assert collector.stop() == 0
 
     rows = collector.query(
-        """SELECT coalesce(input_tokens, status_code), provider, operation, request_model, output_tokens, cache_read_tokens,
-                  cache_write_tokens, cost_usd, api_key_id, status_code, error_type, service_name, streaming
+        """SELECT coalesce(input_tokens, status_code), provider, operation, request_model, output_tokens,
+                  cache_read_tokens, cache_write_tokens, cost_usd, api_key_id, status_code, error_type,
+                  service_name, streaming
            FROM llm_calls ORDER BY 1"""
     )
     by_input = {row[0]: row for row in rows}
