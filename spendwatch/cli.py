@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from spendwatch.errors import UserError
 from spendwatch.version import __version__
 
 
@@ -38,17 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    from spendwatch.config import ConfigError
-
     try:
         return args.run(args)
-    except (ConfigError, UserError) as error:
+    except UserError as error:
         print(f"spendwatch: {error}", file=sys.stderr)
         return 2
-
-
-class UserError(Exception):
-    """A mistake or a state the user can fix: one line, exit code 2, no traceback."""
 
 
 def _database_flags(parser: argparse.ArgumentParser) -> None:
@@ -66,14 +61,10 @@ def _config(args: argparse.Namespace):
 def _up(args: argparse.Namespace) -> int:
     import logging
 
-    from spendwatch.collector.daemon import StartupError, run
+    from spendwatch.collector.daemon import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = _config(args)
-    try:
-        return run(config)
-    except StartupError as error:
-        raise UserError(str(error)) from None
+    return run(_config(args))
 
 
 def _prices_missing(args: argparse.Namespace) -> int:

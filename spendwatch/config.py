@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from spendwatch.collector.pricing import PriceOverride
+from spendwatch.errors import UserError
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -49,7 +50,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A user's mistake in the config: one line, exit code 2."""
 
 

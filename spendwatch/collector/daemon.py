@@ -28,11 +28,12 @@ from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.store import Store
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
+from spendwatch.errors import UserError
 
 logger = logging.getLogger("spendwatch.collector")
 
 
-class StartupError(Exception):
+class StartupError(UserError):
     """The daemon cannot start: one line for the user, exit code 2."""
 
 

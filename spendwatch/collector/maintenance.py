@@ -15,14 +15,11 @@ import duckdb
 
 from spendwatch.collector.pricing import PriceOverride, Pricer
 from spendwatch.collector.store import connect
+from spendwatch.errors import UserError
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 REPRICE_BATCH = 5000
-
-
-class DatabaseUnavailable(Exception):
-    pass
 
 
 def parse_duration(text: str) -> timedelta:
@@ -33,7 +30,6 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _open(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    from spendwatch.cli import UserError
     from spendwatch.collector.migrations import migrate
 
     if not db.exists():
@@ -72,7 +68,6 @@ def reprice(
     db: Path, overrides: dict[str, PriceOverride], since: str, progress: TextIO | None = None
 ) -> tuple[int, int]:
     """Recompute `cost_usd` of the calls started since `since`; returns (changed, total)."""
-    from spendwatch.cli import UserError
 
     try:
         cutoff = None if since == "all" else datetime.now(UTC) - parse_duration(since)

@@ -1,0 +1,165 @@
+"""The schema, the config file, and repricing: what `spendwatch prices missing` and `reprice` do."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import stat
+
+import duckdb
+import httpx
+import pytest
+
+from spendwatch.collector.migrations import migrate
+from spendwatch.config import ConfigError, resolve
+from tests.collector import Collector, run_cli
+
+LLM_CALLS_SCHEMA = [
+    ("trace_id", "VARCHAR"),
+    ("span_id", "VARCHAR"),
+    ("parent_span_id", "VARCHAR"),
+    ("start_time", "TIMESTAMP WITH TIME ZONE"),
+    ("end_time", "TIMESTAMP WITH TIME ZONE"),
+    ("duration_ms", "DOUBLE"),
+    ("service_name", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    ("operation", "VARCHAR"),
+    ("request_model", "VARCHAR"),
+    ("response_model", "VARCHAR"),
+    ("response_id", "VARCHAR"),
+    ("streaming", "BOOLEAN"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_write_tokens", "BIGINT"),
+    ("reasoning_tokens", "BIGINT"),
+    ("usage_estimated", "BOOLEAN"),
+    ("cost_usd", "DOUBLE"),
+    ("api_key_id", "VARCHAR"),
+    ("api_key_hint", "VARCHAR"),
+    ("status_code", "INTEGER"),
+    ("error_type", "VARCHAR"),
+    ("finish_reasons", "VARCHAR[]"),
+    ("server_address", "VARCHAR"),
+    ("attributes", "JSON"),
+]
+
+
+def test_a_blank_database_migrates_to_the_whole_schema():
+    con = duckdb.connect()
+    assert migrate(con) == ["m001_initial"]
+    assert migrate(con) == []
+    assert con.execute("DESCRIBE llm_calls").fetchall() == [
+        (name, kind, "YES", None, None, None) for name, kind in LLM_CALLS_SCHEMA
+    ]
+    assert [name for (name,) in con.execute("SELECT name FROM _migrations").fetchall()] == ["m001_initial"]
+
+
+def test_database_and_its_directory_are_private(tmp_path):
+    collector = Collector(tmp_path / "new" / "dir" / "spendwatch.duckdb", tmp_path / "log").start()
+    assert collector.stop() == 0
+    assert stat.S_IMODE(collector.db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(collector.db.stat().st_mode) == 0o600
+
+
+def chat_export(model: str, input_tokens: int, output_tokens: int) -> dict:
+    def attribute(key, value):
+        kind = "intValue" if isinstance(value, int) else "stringValue"
+        return {"key": key, "value": {kind: str(value) if isinstance(value, int) else value}}
+
+    attributes = {
+        "gen_ai.provider.name": "acme",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+    }
+    span = {
+        "traceId": secrets.token_hex(16),
+        "spanId": secrets.token_hex(8),
+        "name": f"chat {model}",
+        "startTimeUnixNano": "1764000000000000000",
+        "endTimeUnixNano": "1764000001000000000",
+        "attributes": [attribute(key, value) for key, value in attributes.items()],
+    }
+    return {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "acme-sdk"}, "spans": [span]}]}]}
+
+
+def test_prices_missing_then_an_override_and_reprice(tmp_path, monkeypatch):
+    db = tmp_path / "spendwatch.duckdb"
+    config = tmp_path / "spendwatch.toml"
+    collector = Collector(db, tmp_path / "log", config=config).start()
+    with httpx.Client(base_url=collector.http_endpoint) as client:
+        for _ in range(3):
+            assert client.post("/v1/traces", json=chat_export("acme-llm-1", 1_000_000, 500_000)).status_code == 200
+    # While the daemon holds the file, the commands say so in one line.
+    busy = run_cli("prices", "missing", "--db", str(db))
+    assert busy.returncode == 2 and "in use by `spendwatch up`" in busy.stderr and "Traceback" not in busy.stderr
+    assert collector.stop() == 0
+    assert collector.query("SELECT cost_usd FROM llm_calls") == [(None,)] * 3  # unknown model: NULL, never 0
+
+    missing = run_cli("prices", "missing", "--db", str(db), "--format", "json")
+    assert missing.returncode == 0, missing.stderr
+    (row,) = json.loads(missing.stdout)
+    assert (row["provider"], row["model"], row["calls"], row["input_tokens"], row["output_tokens"]) == (
+        "acme",
+        "acme-llm-1",
+        3,
+        3_000_000,
+        1_500_000,
+    )
+
+    config.write_text('[prices."acme-llm-1"]\ninput = 2.0\noutput = 8.0\n')
+    repriced = run_cli("reprice", "--db", str(db), "--config", str(config), "--since", "all")
+    assert repriced.returncode == 0, repriced.stderr
+    assert "repriced 3 calls: 3 changed cost" in repriced.stdout
+    assert "repricing [" in repriced.stderr  # the progress bar
+    assert collector.query("SELECT cost_usd FROM llm_calls") == [(6.0,)] * 3  # 1M in at $2 + 0.5M out at $8
+    assert json.loads(run_cli("prices", "missing", "--db", str(db), "--format", "json").stdout) == []
+
+    # New calls are priced by the override at ingest.
+    collector = Collector(db, tmp_path / "log", config=config).start()
+    with httpx.Client(base_url=collector.http_endpoint) as client:
+        client.post("/v1/traces", json=chat_export("acme-llm-1", 500_000, 0))
+    assert collector.stop() == 0
+    assert sorted(collector.query("SELECT cost_usd FROM llm_calls")) == [(1.0,), (6.0,), (6.0,), (6.0,)]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("http_port = 'many'\n", "http_port: expected a whole number"),
+        ("budgets = 1\n", "budgets: unknown key; expected one of"),
+        ('[prices."m"]\ninput = 1.0\n', "prices.m.output: missing; expected USD per million tokens"),
+        ('[prices."m"]\ninput = -1\noutput = 1\n', "prices.m.input: expected USD per million tokens"),
+        ("this is not toml", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_key_and_expectation(tmp_path, text, message):
+    config = tmp_path / "spendwatch.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        resolve({"config": str(config), "db": str(tmp_path / "db.duckdb")})
+    assert str(config) in str(raised.value)
+    result = run_cli("up", "--config", str(config), "--db", str(tmp_path / "db.duckdb"))
+    assert result.returncode == 2
+    assert message.split(":")[0] in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "db.duckdb").exists()  # nothing started
+
+
+def test_settings_resolve_flag_over_env_over_file(tmp_path, monkeypatch):
+    config = tmp_path / "spendwatch.toml"
+    config.write_text("http_port = 5000\ngrpc_port = 5001\n")
+    monkeypatch.setenv("SPENDWATCH_GRPC_PORT", "6001")
+    resolved = resolve({"config": str(config), "http_port": None, "grpc_port": None, "host": "0.0.0.0"})
+    assert (resolved.http_port, resolved.grpc_port, resolved.host) == (5000, 6001, "0.0.0.0")
+    assert resolved.db == tmp_path / "data" / "spendwatch" / "spendwatch.duckdb"  # XDG_DATA_HOME, from conftest
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+    db = tmp_path / "notes.duckdb"
+    db.write_text("not a database")
+    result = run_cli("up", "--db", str(db), "--http-port", "0", "--grpc-port", "0")
+    assert result.returncode == 2
+    assert "cannot be opened as a spendwatch database" in result.stderr and "Traceback" not in result.stderr
+    assert db.read_text() == "not a database"
