@@ -42,10 +42,13 @@ for _ in team_a.chat.completions.create(model="gpt-4o", messages=messages, strea
                                         stream_options={"include_usage": True}, extra_headers=usage(103)):
     pass
 
-async def async_call():
+async def async_calls():
     client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=os.environ["OPENAI_KEY_A"], max_retries=0)
     await client.chat.completions.create(model="gpt-4o-mini", messages=messages, extra_headers=usage(104))
-asyncio.run(async_call())
+    async with httpx.AsyncClient(base_url=base) as raw:
+        await raw.post("/api/generate", json={"model": "llama3.2", "prompt": "hi", "stream": False},
+                       headers=usage(110))
+asyncio.run(async_calls())
 
 claude = anthropic.Anthropic(base_url=base, api_key=os.environ["ANTHROPIC_KEY"], max_retries=0)
 claude.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=messages,
@@ -132,7 +135,7 @@ def test_app_to_collector(tmp_path: Path, standin, protocol):
            FROM llm_calls ORDER BY 1"""
     )
     by_input = {row[0]: row for row in rows}
-    assert sorted(by_input) == [*range(101, 110), 429, 500], rows  # one row per call, errors by status
+    assert sorted(by_input) == [*range(101, 111), 429, 500], rows  # one row per call, errors by status
     # Stored as many times as they were reported: the anthropic SDK's own spans are there, but hidden.
     foreign = collector.query("SELECT instrumentation_scope, provider FROM llm_call_spans WHERE NOT from_spendwatch")
     assert foreign == [("com.anthropic.sdk.python", "anthropic")] * 2
@@ -159,6 +162,7 @@ def test_app_to_collector(tmp_path: Path, standin, protocol):
     assert by_input[107][1:4] == ("gcp.gemini", "generate_content", "gemini-2.5-flash")
     assert by_input[107][7] == expected_cost("google", "gemini-2.5-flash", 107, 7)
     assert by_input[109][1:4] == ("ollama", "chat", "llama3.2") and by_input[109][7] is None  # unpriced: NULL
+    assert by_input[110][1:5] == ("ollama", "text_completion", "llama3.2", 7)
     assert {row[11] for row in rows} == {"checkout"}
 
     key_ids = {name: api_key_id(key) for name, key in keys.items()}
