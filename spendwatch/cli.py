@@ -9,10 +9,17 @@ from spendwatch.errors import UserError
 from spendwatch.version import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line and exit code 2, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spendwatch", description="What every LLM API call cost.")
+    parser = _Parser(prog="spendwatch", description="What every LLM API call cost.")
     parser.add_argument("--version", action="version", version=f"spendwatch {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     demo = commands.add_parser("demo", help="Instrument a sample app against a built-in stand-in provider, offline.")
     demo.set_defaults(run=_demo)
     up = commands.add_parser("up", help="Run the collector: receive OTLP, price and store LLM calls.")
@@ -21,11 +28,31 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--http-port", type=int, help="OTLP/HTTP port (default 4318)")
     up.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default 4317)")
     up.set_defaults(run=_up)
+    query = commands.add_parser("query", help="Run read-only SQL over the stored calls (llm_calls).")
+    _database_flags(query)
+    _format_flag(query)
+    query.add_argument("sql", help="one SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN statement")
+    query.set_defaults(run=_query)
+    report = commands.add_parser("report", help="Spend, tokens, calls, errors and cache hits per group.")
+    _database_flags(report)
+    _format_flag(report)
+    report.add_argument("--since", default="7d", help="calls started within this long ago (e.g. 7d, 24h; 'all')")
+    report.add_argument("--by", default="provider,model", help="groups: provider, model, api_key_id, service_name, day")
+    report.set_defaults(run=_report)
+    status = commands.add_parser("status", help="Is a daemon running on this database, and what has it stored.")
+    _database_flags(status)
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.set_defaults(run=_status)
+    run = commands.add_parser("run", help="Run a program under the instrumentation, reporting to the collector.")
+    run.add_argument("--endpoint", help="OTLP endpoint (default: the running daemon's, else localhost:4317)")
+    run.add_argument("--db", help="find the daemon of this database (default as for `up`)")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
+    run.set_defaults(run=_run)
     prices = commands.add_parser("prices", help="Prices of stored calls.")
     price_commands = prices.add_subparsers(dest="prices_command", metavar="COMMAND", required=True)
     missing = price_commands.add_parser("missing", help="Models with calls but no known price.")
     _database_flags(missing)
-    missing.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _format_flag(missing)
     missing.set_defaults(run=_prices_missing)
     reprice = commands.add_parser("reprice", help="Recompute stored costs after a price override or update.")
     _database_flags(reprice)
@@ -51,6 +78,10 @@ def _database_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="the TOML config (default $SPENDWATCH_CONFIG or $XDG_CONFIG_HOME/...)")
 
 
+def _format_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+
 def _config(args: argparse.Namespace):
     from spendwatch.config import resolve
 
@@ -67,11 +98,80 @@ def _up(args: argparse.Namespace) -> int:
     return run(_config(args))
 
 
-def _prices_missing(args: argparse.Namespace) -> int:
-    from spendwatch.collector.maintenance import missing_prices
+def _query(args: argparse.Namespace) -> int:
     from spendwatch.output import write_rows
+    from spendwatch.reads import query
 
-    columns, rows = missing_prices(_config(args).db)
+    columns, rows = query(_config(args).db, args.sql)
+    write_rows(sys.stdout, columns, rows, args.format)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from spendwatch.output import write_rows
+    from spendwatch.reads import query
+    from spendwatch.report import for_people, report_sql, with_totals
+
+    by = [name.strip() for name in args.by.split(",") if name.strip()]
+    columns, rows = query(_config(args).db, report_sql(by, _since(args.since)))
+    rows = with_totals(columns, rows, by)
+    write_rows(sys.stdout, columns, for_people(columns, rows) if args.format == "table" else rows, args.format)
+    return 0
+
+
+def _since(text: str):
+    from spendwatch.collector.maintenance import parse_duration
+
+    if text == "all":
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise UserError(f"--since: {error}") from None
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from spendwatch.reads import daemon_status, query
+
+    db = _config(args).db
+    status = daemon_status(db)
+    if status is None:
+        status = {"running": False, "db": str(db)}
+        if db.exists():
+            _, ((calls, last, unpriced),) = query(
+                db,
+                "SELECT count(*), max(start_time), count(DISTINCT coalesce(response_model, request_model)) "
+                "FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL) FROM llm_calls",
+            )
+            status.update(calls_stored=calls, last_call_at=last, unpriced_models=unpriced)
+    else:
+        status = {"running": True, **status}
+    if args.format == "json":
+        print(json.dumps(status))
+    else:
+        width = max(len(key) for key in status)
+        for key, value in status.items():
+            print(f"{key.replace('_', ' '):<{width}}  {'' if value is None else value}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from spendwatch.run import default_endpoint, exec_instrumented
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    endpoint = args.endpoint or default_endpoint(_config(args).db)
+    exec_instrumented(command, endpoint)
+    return 0  # not reached: the program replaced this process
+
+
+def _prices_missing(args: argparse.Namespace) -> int:
+    from spendwatch.collector.maintenance import MISSING_PRICES_SQL
+    from spendwatch.output import write_rows
+    from spendwatch.reads import query
+
+    columns, rows = query(_config(args).db, MISSING_PRICES_SQL)
     write_rows(sys.stdout, columns, rows, args.format)
     return 0
 

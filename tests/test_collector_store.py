@@ -92,8 +92,11 @@ def test_prices_missing_then_an_override_and_reprice(tmp_path, monkeypatch):
     with httpx.Client(base_url=collector.http_endpoint) as client:
         for _ in range(3):
             assert client.post("/v1/traces", json=chat_export("acme-llm-1", 1_000_000, 500_000)).status_code == 200
-    # While the daemon holds the file, the commands say so in one line.
-    busy = run_cli("prices", "missing", "--db", str(db))
+    # Listing goes through the running daemon; repricing writes, so it asks for the daemon to stop.
+    live = run_cli("prices", "missing", "--db", str(db), "--format", "csv")
+    assert live.returncode == 0, live.stderr
+    assert live.stdout.splitlines()[1].startswith("acme,acme-llm-1,3,3000000,1500000,")
+    busy = run_cli("reprice", "--db", str(db))
     assert busy.returncode == 2 and "in use by `spendwatch up`" in busy.stderr and "Traceback" not in busy.stderr
     assert collector.stop() == 0
     assert collector.query("SELECT cost_usd FROM llm_calls") == [(None,)] * 3  # unknown model: NULL, never 0

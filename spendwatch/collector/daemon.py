@@ -5,8 +5,9 @@ port is taken), then the writer, then the receivers. Stop (SIGTERM or SIGINT): t
 exports and finish the ones in flight, the writer commits what is queued, the database is checkpointed
 and closed, exit 0.
 
-Beside the database, `<db>.daemon.json` (private, like the database) says which process serves it and on
-which ports, for the CLI and for tools that start the daemon on port 0.
+Beside the database, `<db>.daemon.json` (private, like the database) says which process serves it, on
+which ports, and where its read API listens with which token: the CLI finds the daemon of a database
+through it, and tools that start the daemon on port 0 learn its ports.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -25,6 +28,7 @@ from spendwatch.collector.http_receiver import HttpReceiver
 from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.migrations import NewerSchemaError
 from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.read_api import ReadApi
 from spendwatch.collector.store import Store
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
@@ -69,10 +73,45 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
         writer.stop()
         store.close()
         raise StartupError(f"cannot listen on {config.host}: {error}") from None
+    started_at = datetime.now(UTC)
+    token = secrets.token_urlsafe(32)
+
+    def status() -> dict:
+        cursor = store.con.cursor()
+        try:
+            calls, last_received, unpriced = cursor.execute(
+                """SELECT count(*), max(received_at),
+                          count(DISTINCT coalesce(response_model, request_model))
+                              FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))
+                   FROM llm_call_spans"""
+            ).fetchone()
+        finally:
+            cursor.close()
+        return {
+            **info,
+            "db": str(config.db),
+            "started_at": started_at.isoformat(),
+            "calls_stored": calls,
+            "last_call_received_at": last_received.isoformat() if last_received else None,
+            "unpriced_models": unpriced,
+            "rules_loaded": 0,
+            "spans_received": ingest.counts.received,
+            "spans_dropped": ingest.counts.dropped,
+            "duplicates_ignored": writer.duplicates,
+        }
+
+    read_api = ReadApi(store, token, status)
     http.start()
     grpc_receiver.start()
-    info = {"pid": os.getpid(), "host": config.host, "http_port": http.port, "grpc_port": grpc_receiver.port}
-    daemon_file(config.db).write_text(json.dumps(info))
+    read_api.start()
+    info = {
+        "pid": os.getpid(),
+        "host": config.host,
+        "http_port": http.port,
+        "grpc_port": grpc_receiver.port,
+        "read_url": read_api.url,
+    }
+    daemon_file(config.db).write_text(json.dumps({**info, "token": token}))
     logger.info(
         "spendwatch up: %s; OTLP/gRPC on %s:%d, OTLP/HTTP on %s:%d",
         config.db,
@@ -87,6 +126,7 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     http.stop()
+    read_api.stop()
     writer.stop()
     store.close()
     daemon_file(config.db).unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """Commands that work on the stored calls: which models have no price, and repricing after an override.
 
-They open the database file directly, so they need the daemon stopped (DuckDB lets no second process
-open a file another writes); they say so in one line when it is running.
+Listing unpriced models is a query, which works with the daemon running or not. Repricing writes, and
+opens the file directly, so it needs the daemon stopped (DuckDB lets no second process open a file
+another writes); it says so in one line when the daemon is running.
 """
 
 from __future__ import annotations
@@ -45,23 +46,14 @@ def _open(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def missing_prices(db: Path) -> tuple[list[str], list[tuple]]:
-    con = _open(db, read_only=True)
-    try:
-        cursor = con.execute(
-            """
-            SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS calls,
-                   sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                   max(start_time) AS last_call
-            FROM llm_calls
-            WHERE cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
-            GROUP BY ALL
-            ORDER BY calls DESC, provider, model
-            """
-        )
-        return [column[0] for column in cursor.description], cursor.fetchall()
-    finally:
-        con.close()
+MISSING_PRICES_SQL = """
+    SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS calls,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(start_time) AS last_call
+    FROM llm_calls
+    WHERE cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
+    GROUP BY ALL
+    ORDER BY calls DESC, provider, model
+"""
 
 
 def reprice(

@@ -61,7 +61,8 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
     """
     if not read_only and not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
-    con = duckdb.connect(str(path), read_only=read_only)
+    # Nothing spendwatch does reads or writes other files through DuckDB: users' queries cannot either.
+    con = duckdb.connect(str(path), read_only=read_only, config={"enable_external_access": False})
     con.execute("SET TimeZone = 'UTC'")
     return con
 

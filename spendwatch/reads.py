@@ -1,0 +1,94 @@
+"""Reading the stored calls from the CLI: through the daemon when one runs on the database, else directly.
+
+The daemon of a database is found through `<db>.daemon.json`, which it writes (private) at start-up and
+removes at shutdown. A file left by a daemon that died is recognised by its process being gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from spendwatch.errors import UserError
+
+DAEMON_TIMEOUT_SECONDS = 75.0
+
+
+def running_daemon(db: Path) -> dict[str, Any] | None:
+    """The daemon file's contents when a daemon process for `db` is alive, else None."""
+    path = db.with_name(db.name + ".daemon.json")
+    try:
+        info = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    except PermissionError:
+        raise UserError(f"{path}: not readable by this user; run as the user that runs `spendwatch up`") from None
+    try:
+        os.kill(int(info["pid"]), 0)
+    except (ProcessLookupError, KeyError, ValueError, TypeError):
+        return None  # left behind by a daemon that did not stop cleanly
+    except PermissionError:
+        pass  # alive, another user's
+    return info
+
+
+def query(db: Path, sql: str) -> tuple[list[str], list[list[Any]]]:
+    info = running_daemon(db)
+    if info is not None:
+        answer = _daemon_request(info, "POST", "/query", {"sql": sql})
+        return answer["columns"], answer["rows"]
+    return _query_file(db, sql)
+
+
+def daemon_status(db: Path) -> dict[str, Any] | None:
+    info = running_daemon(db)
+    return None if info is None else _daemon_request(info, "GET", "/status")
+
+
+def _daemon_request(info: dict[str, Any], method: str, path: str, payload: Any = None) -> Any:
+    import urllib.error
+    import urllib.request
+
+    url = info["read_url"] + path
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"authorization": f"Bearer {info['token']}", "content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=DAEMON_TIMEOUT_SECONDS) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.loads(error.read())["error"]
+        except (ValueError, KeyError):
+            message = f"HTTP {error.code}"
+        raise UserError(message) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        raise UserError(f"the daemon (pid {info['pid']}) at {info['read_url']} does not answer: {reason}") from None
+
+
+def _query_file(db: Path, sql: str) -> tuple[list[str], list[list[Any]]]:
+    import duckdb
+
+    from spendwatch.collector.readonly import check_read_only, run_query
+    from spendwatch.collector.store import connect
+
+    check_read_only(sql)
+    if not db.exists():
+        raise UserError(f"{db}: no such database (start `spendwatch up` to create it)")
+    try:
+        con = connect(db, read_only=True)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise UserError(f"{db}: locked by another process that is not a spendwatch daemon") from None
+        raise UserError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
+    try:
+        return run_query(con, sql, rollback=False)
+    finally:
+        con.close()
