@@ -15,6 +15,7 @@ from typing import Any
 
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.errors import UserError
+from spendwatch.rules.config import RulesConfig, parse_rules_config
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -46,7 +47,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http_port", "SPENDWATCH_HTTP_PORT", "http_port", lambda: 4318, int, "OTLP/HTTP port"),
     Setting("grpc_port", "SPENDWATCH_GRPC_PORT", "grpc_port", lambda: 4317, int, "OTLP/gRPC port"),
 )
-_FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} | {"prices"}
+_FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} | {
+    "prices",
+    "timezone",
+    "notifiers",
+    "rules",
+    "keys",
+    "daemon",
+}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
 
 
@@ -62,6 +70,7 @@ class Config:
     http_port: int
     grpc_port: int
     prices: dict[str, PriceOverride]
+    rules: RulesConfig
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -81,7 +90,11 @@ def resolve(flags: dict[str, Any]) -> Config:
         if values[setting.name] is None:
             values[setting.name] = setting.default()
     values["db"] = Path(values["db"]).expanduser()
-    return Config(**values, prices=parse_prices(document.get("prices", {}), values["config"]))
+    return Config(
+        **values,
+        prices=parse_prices(document.get("prices", {}), values["config"]),
+        rules=parse_rules_config(document, values["config"]),
+    )
 
 
 def _from_flag_or_env(setting: Setting, flags: dict[str, Any]) -> Any:

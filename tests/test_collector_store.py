@@ -47,12 +47,15 @@ LLM_CALLS_SCHEMA = [
 
 def test_a_blank_database_migrates_to_the_whole_schema():
     con = duckdb.connect()
-    assert migrate(con) == ["m001_initial"]
+    assert migrate(con) == ["m001_initial", "m002_alerts"]
     assert migrate(con) == []
     assert con.execute("DESCRIBE llm_calls").fetchall() == [
         (name, kind, "YES", None, None, None) for name, kind in LLM_CALLS_SCHEMA
     ]
-    assert [name for (name,) in con.execute("SELECT name FROM _migrations").fetchall()] == ["m001_initial"]
+    assert [name for (name,) in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()] == [
+        "m001_initial",
+        "m002_alerts",
+    ]
 
 
 def test_database_and_its_directory_are_private(tmp_path):

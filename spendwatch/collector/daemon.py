@@ -32,6 +32,7 @@ from spendwatch.collector.read_api import ReadApi
 from spendwatch.collector.store import Store
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
+from spendwatch.rules.engine import RulesEngine
 from spendwatch.errors import UserError
 
 logger = logging.getLogger("spendwatch.collector")
@@ -94,16 +95,18 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
             "calls_stored": calls,
             "last_call_received_at": last_received.isoformat() if last_received else None,
             "unpriced_models": unpriced,
-            "rules_loaded": 0,
+            "rules_loaded": len(config.rules.rules),
             "spans_received": ingest.counts.received,
             "spans_dropped": ingest.counts.dropped,
             "duplicates_ignored": writer.duplicates,
         }
 
     read_api = ReadApi(store, token, status)
+    rules = RulesEngine(store.con, config.rules)
     http.start()
     grpc_receiver.start()
     read_api.start()
+    rules.start()
     info = {
         "pid": os.getpid(),
         "host": config.host,
@@ -127,6 +130,7 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
     grpc_receiver.stop()
     http.stop()
     read_api.stop()
+    rules.stop()
     writer.stop()
     store.close()
     daemon_file(config.db).unlink(missing_ok=True)

@@ -91,6 +91,50 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE INDEX llm_call_spans_start_time ON llm_call_spans (start_time)")
 
 
+@migration
+def m002_alerts(con: duckdb.DuckDBPyConnection) -> None:
+    """Alerts are written before they are delivered: a restart neither re-fires nor forgets one."""
+    con.execute("CREATE SEQUENCE alert_ids")
+    con.execute(
+        """
+        CREATE TABLE alerts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('alert_ids'),
+            rule VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            group_by VARCHAR,
+            group_value VARCHAR NOT NULL,
+            window_start TIMESTAMPTZ NOT NULL,
+            window_end TIMESTAMPTZ,
+            threshold DOUBLE NOT NULL,
+            value DOUBLE,
+            limit_value DOUBLE,
+            title VARCHAR NOT NULL,
+            message VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            state VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            delivered_at TIMESTAMPTZ,
+            last_error VARCHAR,
+            UNIQUE (rule, group_value, window_start, threshold)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE alert_deliveries (
+            alert_id BIGINT NOT NULL,
+            notifier VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMPTZ,
+            delivered_at TIMESTAMPTZ,
+            gave_up_at TIMESTAMPTZ,
+            last_error VARCHAR,
+            PRIMARY KEY (alert_id, notifier)
+        )
+        """
+    )
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")

@@ -1,0 +1,139 @@
+"""Budget rules: spend in a window against a limit, per group, at each threshold.
+
+The aggregation is one SQL query over the rule's own rows (its window, its filters), grouped by its
+`group_by`; only when a threshold is crossed do three more queries find the keys, models and services
+behind the spend. Evaluation reads as of `now - settle` so spans still in exporters' batches are not
+missed at a window's end, and it looks at the previous window too while it is recent, so a call that
+arrives late still counts toward its own window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from spendwatch.rules.config import Rule, RulesConfig
+from spendwatch.rules.windows import Window, window_at
+
+Query = Callable[[str, Sequence[Any]], list[tuple]]
+LATE_GRACE = timedelta(hours=6)
+_GROUP_EXPRESSIONS = {
+    "provider": "provider",
+    "api_key_id": "api_key_id",
+    "service_name": "service_name",
+    "service": "service_name",
+    "request_model": "request_model",
+    "response_model": "response_model",
+    "model": "coalesce(response_model, request_model)",
+    "operation": "operation",
+}
+_TOP = (("keys", "api_key_id"), ("models", "coalesce(response_model, request_model)"), ("services", "service_name"))
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    window: Window
+    group_value: str  # '' when the rule has no group_by
+    threshold: float
+    spent: float
+    unpriced_calls: int
+    title: str
+    message: str
+
+
+def filters_sql(rule: Rule) -> tuple[str, list[Any]]:
+    from spendwatch.rules.config import WHERE_COLUMNS
+
+    clauses, params = [], []
+    for column, allowed in rule.where:
+        marks = ", ".join("?" for _ in allowed)
+        clauses.append("(" + " OR ".join(f"{name} IN ({marks})" for name in WHERE_COLUMNS[column]) + ")")
+        params += list(allowed) * len(WHERE_COLUMNS[column])
+    return (" AND " + " AND ".join(clauses)) if clauses else "", params
+
+
+def windows_to_check(rule: Rule, now: datetime, config: RulesConfig) -> list[Window]:
+    as_of = now - config.settle
+    current = window_at(rule, as_of, config.timezone)
+    windows = [current]
+    if current.calendar:
+        previous = window_at(rule, current.start - timedelta(microseconds=1), config.timezone)
+        if now - previous.end < LATE_GRACE:
+            windows.insert(0, previous)
+    return windows
+
+
+def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query) -> list[Finding]:
+    """Every (group, threshold) of the rule's windows that is crossed, whether or not it fired before."""
+    group = _GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
+    where, params = filters_sql(rule)
+    findings = []
+    for window in windows_to_check(rule, now, config):
+        rows = query(
+            f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
+                       count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
+                FROM llm_calls
+                WHERE start_time >= ? AND start_time < ? {where}
+                GROUP BY ALL""",
+            [window.start, window.end, *params],
+        )
+        for group_value, spent, unpriced in rows:
+            crossed = [threshold for threshold in rule.thresholds if spent >= rule.limit_usd * threshold]
+            for threshold in crossed:
+                findings.append(_finding(rule, window, group_value, threshold, spent, unpriced, config, query))
+    return findings
+
+
+def _finding(rule, window, group_value, threshold, spent, unpriced, config, query) -> Finding:
+    share = spent / rule.limit_usd
+    scope = _scope(rule, group_value, config)
+    title = f"{rule.name}: {share:.0%} of ${rule.limit_usd:,.2f}"
+    lines = [
+        f"Budget rule {rule.name!r}: ${spent:,.2f} spent of the ${rule.limit_usd:,.2f} limit ({share:.0%}), "
+        f"crossing its {threshold:.0%} threshold.",
+        f"Scope: {scope}.",
+        f"Window: {window.label}.",
+    ]
+    if unpriced:
+        lines.append(f"{unpriced} call(s) in this window have no known price and are not in this total.")
+    top = _top_spenders(rule, window, group_value, query)
+    for label, entries in top.items():
+        if entries:
+            named = ", ".join(f"{_named(value, label, config)} ${amount:,.2f}" for value, amount in entries)
+            lines.append(f"Top {label}: {named}.")
+    return Finding(rule, window, group_value, threshold, spent, unpriced, title, "\n".join(lines))
+
+
+def _scope(rule: Rule, group_value: str, config: RulesConfig) -> str:
+    filters = ", ".join(f"{column} = {' or '.join(values)}" for column, values in rule.where)
+    parts = [filters] if filters else []
+    if rule.group_by:
+        value = _named(group_value, "keys", config) if rule.group_by == "api_key_id" else group_value
+        parts.append(f"{rule.group_by} {value}")
+    return "; ".join(parts) or "all calls"
+
+
+def _named(value: str, label: str, config: RulesConfig) -> str:
+    if label == "keys" and value in config.keys:
+        return f"{value} ({config.keys[value]})"
+    return value
+
+
+def _top_spenders(rule: Rule, window: Window, group_value: str, query: Query) -> dict[str, list[tuple[str, float]]]:
+    where, params = filters_sql(rule)
+    if rule.group_by:
+        where += f" AND coalesce(CAST({_GROUP_EXPRESSIONS[rule.group_by]} AS VARCHAR), '(none)') = ?"
+        params.append(group_value)
+    top = {}
+    for label, expression in _TOP:
+        rows = query(
+            f"""SELECT coalesce(CAST({expression} AS VARCHAR), '(none)'), sum(cost_usd) AS spent FROM llm_calls
+                WHERE start_time >= ? AND start_time < ? AND cost_usd IS NOT NULL {where}
+                GROUP BY 1 ORDER BY spent DESC, 1 LIMIT 3""",
+            [window.start, window.end, *params],
+        )
+        top[label] = [(value, float(amount)) for value, amount in rows]
+    return top

@@ -1,0 +1,248 @@
+"""The rules section of the config file: notifiers, rules, key names, the daemon's own notices.
+
+Users write it by hand, so every mistake is reported with the file, the rule and the key, and what was
+expected — all of them at once, so that one `spendwatch rules check` shows everything to fix. Notifier
+URLs carry credentials: they are masked in every message.
+
+Each rule kind is a small table of its own keys (`BUDGET_KEYS`); the kinds that follow (forecasts,
+anomalies, key hygiene) add their own tables beside it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from spendwatch.errors import UserError
+
+CALENDAR_WINDOWS = ("day", "week", "month")
+WHERE_COLUMNS = {
+    "provider": ("provider",),
+    "api_key_id": ("api_key_id",),
+    "service_name": ("service_name",),
+    "service": ("service_name",),
+    "request_model": ("request_model",),
+    "response_model": ("response_model",),
+    "model": ("request_model", "response_model"),
+    "operation": ("operation",),
+}
+GROUP_COLUMNS = {
+    "provider",
+    "api_key_id",
+    "service_name",
+    "service",
+    "request_model",
+    "response_model",
+    "model",
+    "operation",
+}
+COMMON_KEYS = {"name", "kind", "every", "where", "group_by", "notify"}
+BUDGET_KEYS = COMMON_KEYS | {"window", "limit_usd", "thresholds"}
+DEFAULT_EVERY = timedelta(minutes=1)
+DEFAULT_SETTLE = timedelta(seconds=30)
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class RulesConfigError(UserError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: str
+    every: timedelta
+    notify: tuple[str, ...]
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column key, allowed values)
+    group_by: str | None = None
+    window: str = "day"  # a calendar window, or a rolling one given by `rolling`
+    rolling: timedelta | None = None
+    limit_usd: float = 0.0
+    thresholds: tuple[float, ...] = (0.8, 1.0)
+
+
+@dataclass
+class RulesConfig:
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    notifiers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)
+    daemon_notify: tuple[str, ...] = ()
+    settle: timedelta = DEFAULT_SETTLE
+
+
+def mask_url(url: str) -> str:
+    """A notifier URL with only its scheme and host left: credentials live in every other part."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***"
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{'***@' if '@' in rest.split('/', 1)[0] else ''}{host}/***"
+
+
+def parse_duration(value: Any, *, allow_zero: bool = False) -> timedelta:
+    match = _DURATION.match(value.strip().lower()) if isinstance(value, str) else None
+    if not match or (int(match.group(1)) == 0 and not allow_zero):
+        raise ValueError(f'expected a duration such as "30s", "5m", "1h" or "7d", got {value!r}')
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_rules_config(document: dict[str, Any], path: Path) -> RulesConfig:
+    """Every rules-related part of a loaded config file; raises `RulesConfigError` listing every problem."""
+    problems: list[str] = []
+    config = RulesConfig()
+
+    def problem(where: str, message: str) -> None:
+        problems.append(f"{path}: {where}: {message}")
+
+    if "timezone" in document:
+        try:
+            config.timezone = ZoneInfo(str(document["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            problem("timezone", f'expected an IANA zone such as "Europe/Paris", got {document["timezone"]!r}')
+    config.notifiers = _notifiers(document.get("notifiers", {}), problem)
+    keys = document.get("keys", {})
+    if isinstance(keys, dict) and all(isinstance(value, str) for value in keys.values()):
+        config.keys = dict(keys)
+    else:
+        problem("keys", 'expected a table of key id = "display name"')
+    daemon = document.get("daemon", {})
+    if not isinstance(daemon, dict):
+        problem("daemon", "expected a table with notify and settle")
+        daemon = {}
+    for key in daemon:
+        if key not in ("notify", "settle"):
+            problem(f"daemon.{key}", "unknown key; expected notify or settle")
+    config.daemon_notify = _notify_list(daemon.get("notify", []), "daemon.notify", config.notifiers, problem)
+    if "settle" in daemon:
+        try:
+            config.settle = parse_duration(daemon["settle"], allow_zero=True)
+        except ValueError as error:
+            problem("daemon.settle", str(error))
+    rules = document.get("rules", [])
+    if not isinstance(rules, list):
+        problem("rules", "expected [[rules]] tables")
+        rules = []
+    seen: set[str] = set()
+    for index, table in enumerate(rules, start=1):
+        rule = _rule(table, index, config.notifiers, problem)
+        if rule is None:
+            continue
+        if rule.name in seen:
+            problem(f"rule {rule.name!r}: name", "used by another rule; names must be unique")
+        seen.add(rule.name)
+        config.rules.append(rule)
+    if problems:
+        raise RulesConfigError(problems)
+    return config
+
+
+def _notifiers(section: Any, problem) -> dict[str, tuple[str, ...]]:
+    import apprise
+
+    if not isinstance(section, dict):
+        problem("notifiers", "expected a table of name = apprise URL (or a list of URLs)")
+        return {}
+    notifiers = {}
+    for name, value in section.items():
+        urls = [value] if isinstance(value, str) else value
+        if not isinstance(urls, list) or not urls or not all(isinstance(url, str) for url in urls):
+            problem(f"notifiers.{name}", "expected an apprise URL or a list of them")
+            continue
+        for url in urls:
+            if not apprise.Apprise().add(url):
+                problem(f"notifiers.{name}", f"apprise cannot use the URL {mask_url(url)}")
+        notifiers[name] = tuple(urls)
+    return notifiers
+
+
+def _notify_list(value: Any, where: str, notifiers: dict[str, Any], problem) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        problem(where, "expected a list of notifier names")
+        return ()
+    for name in names:
+        if name not in notifiers:
+            known = ", ".join(sorted(notifiers)) or "none are defined"
+            problem(where, f"no notifier named {name!r} in [notifiers] ({known})")
+    return tuple(names)
+
+
+def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | None:
+    if not isinstance(table, dict):
+        problem(f"rules[{index}]", "expected a table")
+        return None
+    name = table.get("name")
+    if not isinstance(name, str) or not name:
+        problem(f"rules[{index}].name", "missing; every rule needs a unique name")
+        name = f"rules[{index}]"
+    where = f"rule {name!r}"
+    kind = table.get("kind")
+    if kind != "budget":
+        problem(f"{where}: kind", f"expected budget, got {kind!r}")
+        return None
+    for key in table:
+        if key not in BUDGET_KEYS:
+            problem(f"{where}: {key}", f"unknown key; a budget rule takes {', '.join(sorted(BUDGET_KEYS))}")
+    values: dict[str, Any] = {"name": name, "kind": kind}
+    try:
+        values["every"] = parse_duration(table["every"]) if "every" in table else DEFAULT_EVERY
+    except ValueError as error:
+        problem(f"{where}: every", str(error))
+    window = table.get("window", "day")
+    if window in CALENDAR_WINDOWS:
+        values["window"] = window
+    else:
+        try:
+            values["rolling"] = parse_duration(window)
+            values["window"] = str(window)
+        except ValueError:
+            problem(f"{where}: window", f'expected day, week, month or a duration such as "24h", got {window!r}')
+    limit = table.get("limit_usd")
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+        problem(f"{where}: limit_usd", f"expected a number of dollars above 0, got {limit!r}")
+    else:
+        values["limit_usd"] = float(limit)
+    thresholds = table.get("thresholds", [0.8, 1.0])
+    if (
+        not isinstance(thresholds, list)
+        or not thresholds
+        or not all(isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 10 for t in thresholds)
+    ):
+        problem(f"{where}: thresholds", f"expected fractions of the limit in (0, 10], got {thresholds!r}")
+    else:
+        values["thresholds"] = tuple(sorted(float(t) for t in thresholds))
+    filters = table.get("where", {})
+    if not isinstance(filters, dict):
+        problem(f"{where}: where", 'expected a table such as { provider = "openai" }')
+        filters = {}
+    parsed_filters = []
+    for column, allowed in filters.items():
+        if column not in WHERE_COLUMNS:
+            problem(f"{where}: where.{column}", f"unknown column; expected one of {', '.join(WHERE_COLUMNS)}")
+            continue
+        allowed = [allowed] if isinstance(allowed, str) else allowed
+        if not isinstance(allowed, list) or not allowed or not all(isinstance(value, str) for value in allowed):
+            problem(f"{where}: where.{column}", "expected a value or a list of values")
+            continue
+        parsed_filters.append((column, tuple(allowed)))
+    values["where"] = tuple(parsed_filters)
+    group_by = table.get("group_by")
+    if group_by is not None and group_by not in GROUP_COLUMNS:
+        problem(f"{where}: group_by", f"expected one of {', '.join(sorted(GROUP_COLUMNS))}, got {group_by!r}")
+    values["group_by"] = group_by
+    notify = _notify_list(table.get("notify", []), f"{where}: notify", notifiers, problem)
+    if not notify:
+        problem(f"{where}: notify", "name at least one notifier from [notifiers]")
+    values["notify"] = notify
+    try:
+        return Rule(**values)
+    except TypeError:
+        return None

@@ -1,0 +1,127 @@
+"""The rules engine inside `spendwatch up`: APScheduler runs each rule at its interval.
+
+Each tick evaluates one rule over the daemon's database (on a cursor of its own, beside ingest), records
+what fired, and delivers what is due. Ticks of different rules may overlap in time, so recording and
+delivering hold one lock: a delivery is attempted by one tick at a time. The clock is injectable, which
+is how the tests move time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+from spendwatch.rules.alerts import Send, apprise_send, deliver_due, record
+from spendwatch.rules.budget import evaluate_budget
+from spendwatch.rules.config import Rule, RulesConfig
+
+logger = logging.getLogger("spendwatch.rules")
+
+DELIVERY_INTERVAL = timedelta(seconds=10)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RulesEngine:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        config: RulesConfig,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        send: Send = apprise_send,
+    ) -> None:
+        self._con = con
+        self.config = config
+        self._clock = clock
+        self._send = send
+        self._lock = threading.Lock()
+        self._rules = {rule.name: rule for rule in config.rules}
+        self._scheduler = None
+
+    def start(self) -> None:
+        if not self.config.rules:
+            return
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        now = utc_now()
+        for rule in self.config.rules:
+            self._scheduler.add_job(
+                self.tick,
+                "interval",
+                args=[rule],
+                seconds=rule.every.total_seconds(),
+                next_run_time=now,
+                id=rule.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        interval = min([DELIVERY_INTERVAL, *(rule.every for rule in self.config.rules)])
+        self._scheduler.add_job(
+            self.deliver,
+            "interval",
+            seconds=interval.total_seconds(),
+            id="deliveries",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self._scheduler.start()
+        logger.info("rules: %d loaded", len(self.config.rules))
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    def tick(self, rule: Rule) -> list[int]:
+        """Evaluate `rule` now, record what fired, deliver what is due; the new alerts' ids."""
+        now = self._clock()
+        try:
+            with self._lock:
+                cursor = self._con.cursor()
+                try:
+                    findings = evaluate_budget(rule, now, self.config, _query_on(cursor))
+                    new_ids = record(cursor, findings, now)
+                    self._deliver(cursor, now)
+                finally:
+                    cursor.close()
+        except Exception:
+            logger.exception("rule %r could not be evaluated", rule.name)
+            return []
+        return new_ids
+
+    def deliver(self) -> int:
+        now = self._clock()
+        try:
+            with self._lock:
+                cursor = self._con.cursor()
+                try:
+                    return self._deliver(cursor, now)
+                finally:
+                    cursor.close()
+        except Exception:
+            logger.exception("alert deliveries failed")
+            return 0
+
+    def _deliver(self, cursor: duckdb.DuckDBPyConnection, now: datetime) -> int:
+        return deliver_due(cursor, self.config.notifiers, now, self._send, self._retry_base)
+
+    def _retry_base(self, rule_name: str) -> timedelta:
+        rule = self._rules.get(rule_name)
+        return rule.every if rule is not None else timedelta(minutes=1)
+
+
+def _query_on(cursor: duckdb.DuckDBPyConnection):
+    def query(sql: str, params) -> list[tuple]:
+        return cursor.execute(sql, list(params)).fetchall()
+
+    return query
