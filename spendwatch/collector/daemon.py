@@ -32,8 +32,8 @@ from spendwatch.collector.read_api import ReadApi
 from spendwatch.collector.store import Store
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
-from spendwatch.rules.engine import RulesEngine
 from spendwatch.errors import UserError
+from spendwatch.rules.engine import RulesEngine
 
 logger = logging.getLogger("spendwatch.collector")
 
