@@ -48,6 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--db", help="find the daemon of this database (default as for `up`)")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
     run.set_defaults(run=_run)
+    rules = commands.add_parser("rules", help="Budget rules.")
+    rule_commands = rules.add_subparsers(dest="rules_command", metavar="COMMAND", required=True)
+    rules_check = rule_commands.add_parser("check", help="Validate the rules in the config file.")
+    rules_check.add_argument("--config", help="the TOML config (default $SPENDWATCH_CONFIG or $XDG_CONFIG_HOME/...)")
+    rules_check.set_defaults(run=_rules_check)
+    rules_run = rule_commands.add_parser("run", help="Evaluate every rule once and print what fires.")
+    _database_flags(rules_run)
+    rules_run.add_argument("--dry-run", action="store_true", help="send and write nothing")
+    rules_run.add_argument("--now", help="evaluate as of this ISO 8601 time (default: now)")
+    rules_run.set_defaults(run=_rules_run)
+    alerts = commands.add_parser("alerts", help="Alerts raised, with their delivery state.")
+    _database_flags(alerts)
+    _format_flag(alerts)
+    alerts.add_argument("--since", default="7d", help="raised within this long ago (e.g. 7d; 'all')")
+    alerts.set_defaults(run=_alerts)
+    notify = commands.add_parser("notify", help="Notifiers.")
+    notify_commands = notify.add_subparsers(dest="notify_command", metavar="COMMAND", required=True)
+    notify_test = notify_commands.add_parser("test", help="Send a test message to one notifier.")
+    notify_test.add_argument("name")
+    notify_test.add_argument("--config", help="the TOML config")
+    notify_test.set_defaults(run=_notify_test)
     prices = commands.add_parser("prices", help="Prices of stored calls.")
     price_commands = prices.add_subparsers(dest="prices_command", metavar="COMMAND", required=True)
     missing = price_commands.add_parser("missing", help="Models with calls but no known price.")
@@ -164,6 +185,33 @@ def _run(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or default_endpoint(_config(args).db)
     exec_instrumented(command, endpoint)
     return 0  # not reached: the program replaced this process
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from spendwatch.rules.commands import check
+
+    return check(_config(args), sys.stdout)
+
+
+def _rules_run(args: argparse.Namespace) -> int:
+    from spendwatch.rules.commands import parse_now, run_once
+
+    return run_once(_config(args), parse_now(args.now), args.dry_run, sys.stdout)
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from spendwatch.output import write_rows
+    from spendwatch.rules.commands import list_alerts
+
+    columns, rows = list_alerts(_config(args).db, _since(args.since))
+    write_rows(sys.stdout, columns, rows, args.format)
+    return 0
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    from spendwatch.rules.commands import notify_test
+
+    return notify_test(_config(args), args.name, sys.stdout)
 
 
 def _prices_missing(args: argparse.Namespace) -> int:

@@ -34,12 +34,14 @@ def running_daemon(db: Path) -> dict[str, Any] | None:
     return info
 
 
-def query(db: Path, sql: str) -> tuple[list[str], list[list[Any]]]:
+def query(db: Path, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[list[Any]]]:
     info = running_daemon(db)
     if info is not None:
-        answer = _daemon_request(info, "POST", "/query", {"sql": sql})
+        from spendwatch.collector.readonly import encode_params
+
+        answer = _daemon_request(info, "POST", "/query", {"sql": sql, "params": encode_params(params or [])})
         return answer["columns"], answer["rows"]
-    return _query_file(db, sql)
+    return _query_file(db, sql, params or [])
 
 
 def daemon_status(db: Path) -> dict[str, Any] | None:
@@ -73,7 +75,7 @@ def _daemon_request(info: dict[str, Any], method: str, path: str, payload: Any =
         raise UserError(f"the daemon (pid {info['pid']}) at {info['read_url']} does not answer: {reason}") from None
 
 
-def _query_file(db: Path, sql: str) -> tuple[list[str], list[list[Any]]]:
+def _query_file(db: Path, sql: str, params: list[Any]) -> tuple[list[str], list[list[Any]]]:
     import duckdb
 
     from spendwatch.collector.readonly import check_read_only, run_query
@@ -89,6 +91,6 @@ def _query_file(db: Path, sql: str) -> tuple[list[str], list[list[Any]]]:
             raise UserError(f"{db}: locked by another process that is not a spendwatch daemon") from None
         raise UserError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
     try:
-        return run_query(con, sql, rollback=False)
+        return run_query(con, sql, params=params, rollback=False)
     finally:
         con.close()

@@ -30,6 +30,11 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def open_for_writing(db: Path) -> duckdb.DuckDBPyConnection:
+    """The database opened to change it, with the daemon stopped (or a one-line error)."""
+    return _open(db, read_only=False)
+
+
 def _open(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     from spendwatch.collector.migrations import migrate
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from spendwatch.collector.readonly import QueryError, run_query
+from spendwatch.collector.readonly import QueryError, decode_params, run_query
 from spendwatch.collector.store import Store
 
 logger = logging.getLogger("spendwatch.collector")
@@ -60,15 +60,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(413, {"error": "query too long"})
             return
         try:
-            sql = json.loads(body)["sql"]
+            request = json.loads(body)
+            sql, params = request["sql"], decode_params(request.get("params") or [])
             if not isinstance(sql, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            self._json(400, {"error": 'expected {"sql": "..."}'})
+            self._json(400, {"error": 'expected {"sql": "...", "params": [...]}'})
             return
         cursor = self.server.store.con.cursor()
         try:
-            columns, rows = run_query(cursor, sql)
+            columns, rows = run_query(cursor, sql, params=params)
         except QueryError as error:
             self._json(400, {"error": str(error)})
             return

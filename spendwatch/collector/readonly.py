@@ -44,7 +44,12 @@ def check_read_only(sql: str) -> None:
 
 
 def run_query(
-    con: duckdb.DuckDBPyConnection, sql: str, *, timeout: float = QUERY_TIMEOUT_SECONDS, rollback: bool = True
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    params: list[Any] | None = None,
+    timeout: float = QUERY_TIMEOUT_SECONDS,
+    rollback: bool = True,
 ) -> tuple[list[str], list[list[Any]]]:
     """Columns and JSON-safe rows of one read-only query on `con` (a cursor of its own)."""
     check_read_only(sql)
@@ -54,7 +59,7 @@ def run_query(
         if rollback:
             con.execute("BEGIN TRANSACTION")
         try:
-            cursor = con.execute(sql)
+            cursor = con.execute(sql, params or [])
             columns = [column[0] for column in cursor.description or ()]
             rows = [[json_safe(value) for value in row] for row in cursor.fetchall()]
         finally:
@@ -91,3 +96,15 @@ def json_safe(value: Any) -> Any:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def encode_params(params: list[Any]) -> list[Any]:
+    """Query parameters for the read API: datetimes travel tagged, everything else as JSON."""
+    return [{"$datetime": value.isoformat()} if isinstance(value, datetime) else value for value in params]
+
+
+def decode_params(params: list[Any]) -> list[Any]:
+    return [
+        datetime.fromisoformat(value["$datetime"]) if isinstance(value, dict) and "$datetime" in value else value
+        for value in params
+    ]

@@ -131,7 +131,7 @@ def apprise_send(urls: tuple[str, ...], title: str, body: str) -> str | None:
     notifier = apprise.Apprise()
     for url in urls:
         notifier.add(url)
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         ok = notifier.notify(title=title, body=body)
     if ok:
         return None

@@ -1,0 +1,219 @@
+"""Budget alerts from a real `spendwatch up`: through apprise to a real local HTTP receiver and a real
+SMTP server, exactly once, across restarts and receiver outages; and `rules check` on broken configs."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.collector import Collector, run_cli
+from tests.receivers import JsonReceiver, SmtpReceiver
+
+KEY = "k" * 16
+
+
+def spend_export(input_tokens: int) -> dict:
+    """gpt-4o-mini at $0.15 per million input tokens: 1M tokens is $0.15."""
+    now = time.time_ns()
+    attributes = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": 0,
+        "spendwatch.api_key.id": KEY,
+    }
+    span = {
+        "traceId": secrets.token_hex(16),
+        "spanId": secrets.token_hex(8),
+        "name": "chat",
+        "startTimeUnixNano": str(now - 1_000_000_000),
+        "endTimeUnixNano": str(now),
+        "attributes": [
+            {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+            for key, value in attributes.items()
+        ],
+    }
+    return {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "spendwatch.instrumentation"}, "spans": [span]}]}]}
+
+
+def config_text(notifier_url: str) -> str:
+    return f"""
+[daemon]
+settle = "0s"
+
+[notifiers]
+ops = "{notifier_url}"
+
+[keys]
+"{KEY}" = "prod-backend"
+
+[[rules]]
+name = "openai-daily"
+kind = "budget"
+every = "1s"
+window = "day"
+limit_usd = 0.10
+thresholds = [1.0]
+where = {{ provider = "openai" }}
+group_by = "api_key_id"
+notify = ["ops"]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_budget_alert_reaches_a_json_receiver_exactly_once_across_a_restart(tmp_path):
+    with JsonReceiver() as receiver:
+        config = tmp_path / "spendwatch.toml"
+        config.write_text(config_text(f"json://127.0.0.1:{receiver.port}/alerts"))
+        db = tmp_path / "spendwatch.duckdb"
+        collector = Collector(db, tmp_path / "log", config=config).start()
+        with httpx.Client(base_url=collector.http_endpoint) as client:
+            assert client.post("/v1/traces", json=spend_export(1_000_000)).status_code == 200
+        started = time.monotonic()
+        (alert,) = receiver.wait_for(1, timeout=10)
+        assert time.monotonic() - started < 2 * 1 + 3  # two evaluation periods, and start-up slack
+        assert alert["title"] == "openai-daily: 150% of $0.10"
+        assert f"api_key_id {KEY} (prod-backend)" in alert["message"]
+        time.sleep(2.5)  # more ticks: nothing more
+        assert collector.stop() == 0
+        collector = Collector(db, tmp_path / "log", config=config).start()  # a restart
+        time.sleep(2.5)
+        listed = json.loads(run_cli("alerts", "--db", str(db), "--format", "json").stdout)
+        assert [(row["rule"], row["group_value"], row["state"]) for row in listed] == [
+            ("openai-daily", KEY, "delivered")
+        ]
+        assert collector.stop() == 0
+        assert len(receiver.received) == 1
+
+
+def test_an_alert_to_a_receiver_that_is_down_is_delivered_when_it_returns(tmp_path):
+    port = free_port()
+    config = tmp_path / "spendwatch.toml"
+    config.write_text(config_text(f"json://127.0.0.1:{port}/alerts"))
+    db = tmp_path / "spendwatch.duckdb"
+    collector = Collector(db, tmp_path / "log", config=config).start()
+    with httpx.Client(base_url=collector.http_endpoint) as client:
+        client.post("/v1/traces", json=spend_export(1_000_000))
+    deadline = time.monotonic() + 10
+    while "alert 1 (openai-daily) to ops:" not in collector.log.read_text():  # the failed first attempt
+        assert time.monotonic() < deadline, collector.log.read_text()
+        time.sleep(0.1)
+    with JsonReceiver(port) as receiver:
+        (alert,) = receiver.wait_for(1, timeout=15)
+        assert alert["title"].startswith("openai-daily")
+        time.sleep(2)
+        assert len(receiver.received) == 1
+    assert collector.stop() == 0
+
+
+def test_an_email_alert_reaches_a_local_smtp_server(tmp_path):
+    with SmtpReceiver() as smtp:
+        config = tmp_path / "spendwatch.toml"
+        url = f"mailto://127.0.0.1:{smtp.port}?from=spendwatch@example.com&to=oncall@example.com&secure=no"
+        config.write_text(config_text(url))
+        collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", config=config).start()
+        with httpx.Client(base_url=collector.http_endpoint) as client:
+            client.post("/v1/traces", json=spend_export(2_000_000))
+        (message,) = smtp.wait_for(1, timeout=15)
+        assert collector.stop() == 0
+    assert message.rcpt_tos == ["oncall@example.com"]
+    body = message.content.decode(errors="replace")
+    assert "openai-daily: 300% of $0.10" in body
+
+
+@pytest.mark.parametrize(
+    "text,messages",
+    [
+        ('[[rules]]\nname = "a"\nkind = "bugdet"\nnotify = []\n', ["rule 'a': kind: expected budget, got 'bugdet'"]),
+        (
+            '[notifiers]\nops = "json://127.0.0.1:9/x"\n[[rules]]\nname = "a"\nkind = "budget"\nlimit_usd = 5\n'
+            'every = "soon"\ncolour = "red"\nnotify = ["pager"]\nthresholds = [0.5, 11]\n',
+            [
+                "rule 'a': every: expected a duration",
+                "rule 'a': colour: unknown key",
+                "rule 'a': notify: no notifier named 'pager' in [notifiers] (ops)",
+                "rule 'a': thresholds: expected fractions of the limit in (0, 10]",
+            ],
+        ),
+        (
+            '[notifiers]\nops = "json://127.0.0.1:9/x"\n'
+            '[[rules]]\nname = "a"\nkind = "budget"\nlimit_usd = 5\nnotify = ["ops"]\n'
+            '[[rules]]\nname = "a"\nkind = "budget"\nlimit_usd = -1\nwindow = "fortnight"\nnotify = ["ops"]\n',
+            [
+                "rule 'a': name: used by another rule",
+                "rule 'a': limit_usd: expected a number of dollars above 0",
+                "rule 'a': window: expected day, week, month or a duration",
+            ],
+        ),
+        (
+            '[notifiers]\nops = "notaurl://user:hunter2@example.com/path"\n',
+            ["notifiers.ops: apprise cannot use the URL notaurl://***@example.com/***"],
+        ),
+        ('timezone = "Mars/Olympus"\n', ["timezone: expected an IANA zone"]),
+    ],
+)
+def test_rules_check_reports_every_mistake(tmp_path, text, messages):
+    config = tmp_path / "spendwatch.toml"
+    config.write_text(text)
+    result = run_cli("rules", "check", "--config", str(config))
+    assert result.returncode == 2, result.stdout
+    for message in messages:
+        assert f"{config}: {message}" in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+    refused = run_cli("up", "--config", str(config), "--db", str(tmp_path / "db.duckdb"))
+    assert refused.returncode == 2 and messages[0] in refused.stderr
+
+
+def test_rules_check_accepts_a_good_config(tmp_path):
+    config = tmp_path / "spendwatch.toml"
+    config.write_text(config_text("json://127.0.0.1:9/alerts"))
+    result = run_cli("rules", "check", "--config", str(config))
+    assert result.returncode == 0 and "1 rule(s), 1 notifier(s), 1 key name(s): ok" in result.stdout
+
+
+def test_rules_run_dry_run_with_the_daemon_running_and_for_real_when_stopped(tmp_path):
+    with JsonReceiver() as receiver:
+        config = tmp_path / "spendwatch.toml"
+        config.write_text(
+            config_text(f"json://127.0.0.1:{receiver.port}/alerts").replace('every = "1s"', 'every = "1h"')
+        )
+        db = tmp_path / "spendwatch.duckdb"
+        collector = Collector(db, tmp_path / "log", config=config).start()
+        with httpx.Client(base_url=collector.http_endpoint) as client:
+            client.post("/v1/traces", json=spend_export(1_000_000))
+        dry = run_cli("rules", "run", "--dry-run", "--db", str(db), "--config", str(config))
+        assert dry.returncode == 0, dry.stderr
+        assert "would fire: openai-daily" in dry.stdout
+        refused = run_cli("rules", "run", "--db", str(db), "--config", str(config))
+        assert refused.returncode == 2 and "--dry-run" in refused.stderr
+        assert collector.stop() == 0
+        # Stopped: `rules run` records and delivers (the daemon's one tick, at start, came before the spend).
+        result = run_cli("rules", "run", "--db", str(db), "--config", str(config))
+        assert result.returncode == 0 and "openai-daily\tkkkkkkkkkkkkkkkk\t100%\tdelivered" in result.stdout
+        again = run_cli("rules", "run", "--db", str(db), "--config", str(config))
+        assert again.returncode == 0 and "nothing fired" in again.stdout
+        assert len(receiver.wait_for(1, timeout=5)) == 1
+
+
+def test_notify_test(tmp_path):
+    with JsonReceiver() as receiver:
+        config = tmp_path / "spendwatch.toml"
+        config.write_text(config_text(f"json://127.0.0.1:{receiver.port}/alerts"))
+        result = run_cli("notify", "test", "ops", "--config", str(config))
+        assert result.returncode == 0 and "sent a test message to ops" in result.stdout
+        assert receiver.wait_for(1, timeout=5)[0]["title"] == "spendwatch test"
+    down = run_cli("notify", "test", "ops", "--config", str(config))
+    assert down.returncode == 2 and "delivery failed" in down.stderr
+    missing = run_cli("notify", "test", "pager", "--config", str(config))
+    assert missing.returncode == 2 and "no notifier named 'pager'" in missing.stderr
