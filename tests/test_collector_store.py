@@ -47,14 +47,13 @@ LLM_CALLS_SCHEMA = [
 
 def test_a_blank_database_migrates_to_the_whole_schema():
     con = duckdb.connect()
-    assert migrate(con) == ["m001_initial", "m002_alerts"]
+    assert migrate(con) == ["m001_initial", "m002_alerts", "m003_superseded_at_ingest"]
     assert migrate(con) == []
-    assert con.execute("DESCRIBE llm_calls").fetchall() == [
-        (name, kind, "YES", None, None, None) for name, kind in LLM_CALLS_SCHEMA
-    ]
+    assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
     assert [name for (name,) in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()] == [
         "m001_initial",
         "m002_alerts",
+        "m003_superseded_at_ingest",
     ]
 
 

@@ -10,12 +10,13 @@ would. The Appender is ~250x faster than `executemany`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from spendwatch.collector.migrations import migrate
+from spendwatch.collector.migrations import SUPERSEDED_SQL, migrate
 
 # The order of the values in a row handed to `Store.write`; times are nanoseconds since the epoch.
 ROW_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -50,6 +51,10 @@ ROW_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 _STAGING = "_incoming_spans"
+# The spans of one call (an SDK's span and ours inside it) start within this of each other: the writer
+# looks this far back from a batch for spans it supersedes or is superseded by, which keeps the cost of
+# a commit independent of the table's size.
+SAME_CALL_HORIZON = timedelta(hours=6)
 _NS_TO_TIMESTAMP = "to_timestamp({0} // 1000 / 1e6)"
 
 
@@ -84,6 +89,7 @@ class Store:
             f"INSERT OR IGNORE INTO llm_call_spans ({target}, duration_ms) "
             f"SELECT DISTINCT ON (trace_id, span_id) {select}, (end_ns - start_ns) / 1e6 FROM {_STAGING}"
         )
+        self._supersede = SUPERSEDED_SQL.format(traces=f"AND s.trace_id IN (SELECT trace_id FROM {_STAGING})")
 
     def write(self, rows: Sequence[Sequence[Any]]) -> int:
         """Commit `rows`; returns how many were new (the rest were already stored)."""
@@ -95,6 +101,8 @@ class Store:
             self._appender.append_rows(rows)
             self._appender.flush()
             (inserted,) = con.execute(self._move).fetchone()
+            since = datetime.fromtimestamp(min(row[3] for row in rows) / 1e9, UTC) - SAME_CALL_HORIZON
+            con.execute(self._supersede, {"since": since})
             con.execute(f"DELETE FROM {_STAGING}")
             con.execute("COMMIT")
         except BaseException:
