@@ -83,7 +83,7 @@ def test_budget_alert_reaches_a_json_receiver_exactly_once_across_a_restart(tmp_
         started = time.monotonic()
         (alert,) = receiver.wait_for(1, timeout=10)
         assert time.monotonic() - started < 2 * 1 + 3  # two evaluation periods, and start-up slack
-        assert alert["title"] == "openai-daily: 150% of $0.10"
+        assert alert["title"] == "openai-daily: 150% of $0.1000"
         assert f"api_key_id {KEY} (prod-backend)" in alert["message"]
         time.sleep(2.5)  # more ticks: nothing more
         assert collector.stop() == 0
@@ -129,7 +129,7 @@ def test_an_email_alert_reaches_a_local_smtp_server(tmp_path):
         assert collector.stop() == 0
     assert message.rcpt_tos == ["oncall@example.com"]
     body = message.content.decode(errors="replace")
-    assert "openai-daily: 300% of $0.10" in body
+    assert "openai-daily: 300% of $0.1000" in body
 
 
 @pytest.mark.parametrize(
@@ -217,3 +217,28 @@ def test_notify_test(tmp_path):
     assert down.returncode == 2 and "delivery failed" in down.stderr
     missing = run_cli("notify", "test", "pager", "--config", str(config))
     assert missing.returncode == 2 and "no notifier named 'pager'" in missing.stderr
+
+
+def test_daemon_notices_go_to_their_own_notifier_never_to_a_rules(tmp_path):
+    with JsonReceiver() as rules_receiver, JsonReceiver() as daemon_receiver:
+        config = tmp_path / "spendwatch.toml"
+        config.write_text(
+            config_text(f"json://127.0.0.1:{rules_receiver.port}/alerts")
+            .replace('settle = "0s"', 'settle = "0s"\nnotify = ["daemon"]')
+            .replace("[notifiers]\n", f'[notifiers]\ndaemon = "json://127.0.0.1:{daemon_receiver.port}/daemon"\n')
+        )
+        collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", config=config).start()
+        time.sleep(1)  # the first look at unpriced models: none yet
+        unpriced = spend_export(1000)
+        unpriced["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"][2]["value"]["stringValue"] = "acme-9"
+        with httpx.Client(base_url=collector.http_endpoint) as client:
+            client.post("/v1/traces", json=unpriced)
+        notices = daemon_receiver.wait_for(2, timeout=10)
+        assert collector.stop() == 0
+    titles = [notice["title"] for notice in notices]
+    assert titles[0] == "spendwatch: spendwatch up started"
+    assert (
+        "spendwatch: unpriced models" in titles
+        and "acme-9 (openai)" in notices[titles.index("spendwatch: unpriced models")]["message"]
+    )
+    assert rules_receiver.received == []

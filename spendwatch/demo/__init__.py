@@ -1,8 +1,9 @@
 """`spendwatch demo`: the whole product in one command, offline, in under a minute.
 
-It starts a collector on a temporary database, runs three instrumented services of a sample app (each
-under `spendwatch run`, as a user's would be) against the built-in stand-in provider, waits until every
-call is stored, prints the report and three example queries with their answers, and stops cleanly.
+It starts a collector on a temporary database with a budget rule, runs three instrumented services of a
+sample app (each under `spendwatch run`, as a user's would be) against the built-in stand-in provider,
+waits until every call is stored, prints the report and three example queries with their answers,
+shows the budget alert the support bot's spend raised arriving at a local inbox, and stops cleanly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,26 @@ from spendwatch.errors import UserError
 
 START_TIMEOUT_SECONDS = 30
 STORE_TIMEOUT_SECONDS = 30
+
+DEMO_CONFIG = """
+[daemon]
+settle = "0s"
+
+[notifiers]
+inbox = "json://127.0.0.1:{inbox_port}/alerts"
+
+[keys]
+{key_names}
+
+[[rules]]
+name = "support-bot-daily"
+kind = "budget"
+every = "1s"
+window = "day"
+limit_usd = 0.05
+where = {{ service = "support-bot" }}
+notify = ["inbox"]
+"""
 
 EXAMPLE_QUERIES = (
     (
@@ -45,6 +66,7 @@ EXAMPLE_QUERIES = (
 
 
 def run_demo(out: TextIO) -> int:
+    from spendwatch.demo.inbox import Inbox
     from spendwatch.instrumentation.keys import api_key_id
     from spendwatch.output import write_rows
     from spendwatch.reads import daemon_status, query
@@ -52,13 +74,21 @@ def run_demo(out: TextIO) -> int:
     from spendwatch.standin import StandinServer
 
     expected_calls = sum(len(calls) for calls in SCENARIOS.values())
-    with tempfile.TemporaryDirectory(prefix="spendwatch-demo-") as directory, StandinServer() as standin:
+    keys = {variable: "sk-demo-" + secrets.token_urlsafe(24) for variable in KEY_VARIABLES.values()}
+    names = {api_key_id(key): variable.removeprefix("DEMO_KEY_").lower() for variable, key in keys.items()}
+    with (
+        tempfile.TemporaryDirectory(prefix="spendwatch-demo-") as directory,
+        StandinServer() as standin,
+        Inbox() as inbox,
+    ):
         db = Path(directory) / "demo.duckdb"
         log = Path(directory) / "collector.log"
-        daemon = _start_collector(db, log)
+        config = Path(directory) / "spendwatch.toml"
+        key_names = "\n".join(f'"{key_id}" = "{name}"' for key_id, name in names.items())
+        config.write_text(DEMO_CONFIG.format(inbox_port=inbox.port, key_names=key_names))
+        daemon = _start_collector(db, log, config)
         try:
             info = json.loads(db.with_name(db.name + ".daemon.json").read_text())
-            keys = {variable: "sk-demo-" + secrets.token_urlsafe(24) for variable in KEY_VARIABLES.values()}
             print(f"spendwatch demo: a collector on {db.name}, three services calling a stand-in provider\n", file=out)
             _run_services(standin.base_url, f"http://127.0.0.1:{info['grpc_port']}", keys)
             deadline = time.monotonic() + STORE_TIMEOUT_SECONDS
@@ -71,7 +101,6 @@ def run_demo(out: TextIO) -> int:
             by = ["provider", "model"]
             columns, rows = query(db, report_sql(by, None))
             write_rows(out, columns, for_people(columns, with_totals(columns, rows, by)), "table")
-            names = {api_key_id(key): variable.removeprefix("DEMO_KEY_").lower() for variable, key in keys.items()}
             for title, sql in EXAMPLE_QUERIES:
                 print(f'\n{title}:\n$ spendwatch query "{sql}"\n', file=out)
                 columns, rows = query(db, sql)
@@ -80,6 +109,11 @@ def run_demo(out: TextIO) -> int:
                     columns = [*columns, "key"]
                     rows = [[*row, names.get(row[index], "")] for row in rows]
                 write_rows(out, columns, rows, "table")
+            (alert, *_) = inbox.wait_for(1, timeout=STORE_TIMEOUT_SECONDS) or [None]
+            if alert is None:
+                raise UserError(f"the demo's budget alert did not arrive; the collector's log: {log.read_text()}")
+            print("\nA budget rule fired; its alert, as delivered to a local inbox through apprise:\n", file=out)
+            print(f"  {alert['title']}\n  " + alert["message"].replace("\n", "\n  "), file=out)
         finally:
             daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(timeout=30)
@@ -93,8 +127,21 @@ def run_demo(out: TextIO) -> int:
     return 0
 
 
-def _start_collector(db: Path, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "spendwatch.cli", "up", "--db", str(db), "--http-port", "0", "--grpc-port", "0"]
+def _start_collector(db: Path, log: Path, config: Path) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "spendwatch.cli",
+        "up",
+        "--db",
+        str(db),
+        "--config",
+        str(config),
+        "--http-port",
+        "0",
+        "--grpc-port",
+        "0",
+    ]
     with log.open("wb") as log_file:
         daemon = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     daemon_file = db.with_name(db.name + ".daemon.json")

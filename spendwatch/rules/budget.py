@@ -90,9 +90,9 @@ def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query
 def _finding(rule, window, group_value, threshold, spent, unpriced, config, query) -> Finding:
     share = spent / rule.limit_usd
     scope = _scope(rule, group_value, config)
-    title = f"{rule.name}: {share:.0%} of ${rule.limit_usd:,.2f}"
+    title = f"{rule.name}: {share:.0%} of {usd(rule.limit_usd)}"
     lines = [
-        f"Budget rule {rule.name!r}: ${spent:,.2f} spent of the ${rule.limit_usd:,.2f} limit ({share:.0%}), "
+        f"Budget rule {rule.name!r}: {usd(spent)} spent of the {usd(rule.limit_usd)} limit ({share:.0%}), "
         f"crossing its {threshold:.0%} threshold.",
         f"Scope: {scope}.",
         f"Window: {window.label}.",
@@ -102,9 +102,14 @@ def _finding(rule, window, group_value, threshold, spent, unpriced, config, quer
     top = _top_spenders(rule, window, group_value, query)
     for label, entries in top.items():
         if entries:
-            named = ", ".join(f"{_named(value, label, config)} ${amount:,.2f}" for value, amount in entries)
+            named = ", ".join(f"{_named(value, label, config)} {usd(amount)}" for value, amount in entries)
             lines.append(f"Top {label}: {named}.")
     return Finding(rule, window, group_value, threshold, spent, unpriced, title, "\n".join(lines))
+
+
+def usd(amount: float) -> str:
+    """Dollars to the cent, or to the hundredth of a cent below a dollar, where cents say too little."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:,.4f}"
 
 
 def _scope(rule: Rule, group_value: str, config: RulesConfig) -> str:

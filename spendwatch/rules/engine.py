@@ -22,6 +22,10 @@ from spendwatch.rules.config import Rule, RulesConfig
 logger = logging.getLogger("spendwatch.rules")
 
 DELIVERY_INTERVAL = timedelta(seconds=10)
+UNPRICED_MODELS_SQL = """
+    SELECT DISTINCT provider, coalesce(response_model, request_model) FROM llm_calls
+    WHERE cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL
+"""
 
 
 def utc_now() -> datetime:
@@ -44,9 +48,11 @@ class RulesEngine:
         self._lock = threading.Lock()
         self._rules = {rule.name: rule for rule in config.rules}
         self._scheduler = None
+        self._unpriced_seen: set[tuple[str, str]] | None = None
 
     def start(self) -> None:
-        if not self.config.rules:
+        self.notice("spendwatch up started", f"{len(self.config.rules)} rule(s) loaded.")
+        if not self.config.rules and not self.config.daemon_notify:
             return
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -65,6 +71,8 @@ class RulesEngine:
                 misfire_grace_time=None,
             )
         interval = min([DELIVERY_INTERVAL, *(rule.every for rule in self.config.rules)])
+        if self.config.daemon_notify:
+            interval = min(interval, timedelta(seconds=2))
         self._scheduler.add_job(
             self.deliver,
             "interval",
@@ -94,23 +102,40 @@ class RulesEngine:
                     self._deliver(cursor, now)
                 finally:
                     cursor.close()
-        except Exception:
+        except Exception as error:
             logger.exception("rule %r could not be evaluated", rule.name)
+            self.notice(f"rule {rule.name} failed", f"The rule could not be evaluated: {type(error).__name__}.")
             return []
         return new_ids
 
     def deliver(self) -> int:
+        """Send what is due, and tell the daemon's notifiers about models that appeared without a price."""
         now = self._clock()
         try:
             with self._lock:
                 cursor = self._con.cursor()
                 try:
-                    return self._deliver(cursor, now)
+                    delivered = self._deliver(cursor, now)
+                    unpriced = set(cursor.execute(UNPRICED_MODELS_SQL).fetchall())
                 finally:
                     cursor.close()
         except Exception:
             logger.exception("alert deliveries failed")
             return 0
+        new = sorted(unpriced - self._unpriced_seen) if self._unpriced_seen is not None else []
+        self._unpriced_seen = unpriced
+        if new:
+            models = ", ".join(f"{model} ({provider})" for provider, model in new)
+            self.notice("unpriced models", f"Calls to {models} have no known price: add them under [prices].")
+        return delivered
+
+    def notice(self, title: str, body: str) -> None:
+        """The daemon's own news: to its log, and to `[daemon] notify` if named — never to a rule's."""
+        logger.info("%s: %s", title, body)
+        for name in self.config.daemon_notify:
+            error = self._send(self.config.notifiers[name], f"spendwatch: {title}", body)
+            if error is not None:
+                logger.warning("daemon notice to %s failed: %s", name, error)
 
     def _deliver(self, cursor: duckdb.DuckDBPyConnection, now: datetime) -> int:
         return deliver_due(cursor, self.config.notifiers, now, self._send, self._retry_base)
