@@ -79,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     _database_flags(reprice)
     reprice.add_argument("--since", default="30d", help="calls started within this long ago (e.g. 30d, 12h; 'all')")
     reprice.set_defaults(run=_reprice)
-    keys = commands.add_parser("keys", help="API-key ids.")
-    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    keys = commands.add_parser("keys", help="The key inventory (or `keys id`: the id of a key you hold).")
+    _database_flags(keys)
+    _format_flag(keys)
+    keys.add_argument("--since", default="30d", help="keys used within this long ago (e.g. 30d; 'all')")
+    keys.set_defaults(run=_keys)
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND")
     key_id = key_commands.add_parser("id", help="Print the id spendwatch gives an API key (read from stdin).")
     key_id.set_defaults(run=_key_id)
     args = parser.parse_args(argv)
@@ -237,6 +241,15 @@ def _demo(args: argparse.Namespace) -> int:
     from spendwatch.demo import run_demo
 
     return run_demo(sys.stdout)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from spendwatch.output import write_rows
+    from spendwatch.rules.commands import key_inventory
+
+    columns, rows = key_inventory(_config(args), _since(args.since))
+    write_rows(sys.stdout, columns, rows, args.format)
+    return 0
 
 
 def _key_id(args: argparse.Namespace) -> int:

@@ -135,7 +135,10 @@ def test_an_email_alert_reaches_a_local_smtp_server(tmp_path):
 @pytest.mark.parametrize(
     "text,messages",
     [
-        ('[[rules]]\nname = "a"\nkind = "bugdet"\nnotify = []\n', ["rule 'a': kind: expected budget, got 'bugdet'"]),
+        (
+            '[[rules]]\nname = "a"\nkind = "bugdet"\nnotify = []\n',
+            ["rule 'a': kind: expected budget, anomaly or keys, got 'bugdet'"],
+        ),
         (
             '[notifiers]\nops = "json://127.0.0.1:9/x"\n[[rules]]\nname = "a"\nkind = "budget"\nlimit_usd = 5\n'
             'every = "soon"\ncolour = "red"\nnotify = ["pager"]\nthresholds = [0.5, 11]\n',
@@ -242,3 +245,76 @@ def test_daemon_notices_go_to_their_own_notifier_never_to_a_rules(tmp_path):
         and "acme-9 (openai)" in notices[titles.index("spendwatch: unpriced models")]["message"]
     )
     assert rules_receiver.received == []
+
+
+def test_an_anomaly_on_one_of_two_keys_alerts_once_naming_that_key(tmp_path):
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    if (now + timedelta(seconds=30)).hour != now.hour:  # keep the whole test inside one clock hour
+        time.sleep(31)
+        now = datetime.now(UTC)
+    latest = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # the latest complete hour
+    noise = random.Random(11)
+    spans = []
+    for key, tokens in (("a" * 16, 100_000), ("b" * 16, 150_000)):
+        for hours_back in range(1, 7 * 24 + 1):
+            at = latest - timedelta(hours=hours_back) + timedelta(minutes=20)
+            spans.append((key, at, int(tokens * noise.uniform(0.8, 1.2))))
+    spans.append(("a" * 16, latest + timedelta(minutes=5), 5_000_000))  # the spike: $0.75 against ~$0.015
+    spans.append(("b" * 16, latest + timedelta(minutes=5), 150_000))
+    export = {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "spendwatch.instrumentation"}, "spans": []}]}]}
+    for key, at, tokens in spans:
+        start = int(at.timestamp() * 1e9)
+        attributes = {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": tokens,
+            "gen_ai.usage.output_tokens": 0,
+            "spendwatch.api_key.id": key,
+        }
+        export["resourceSpans"][0]["scopeSpans"][0]["spans"].append(
+            {
+                "traceId": secrets.token_hex(16),
+                "spanId": secrets.token_hex(8),
+                "name": "chat",
+                "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(start + 500_000_000),
+                "attributes": [
+                    {"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+                    for k, v in attributes.items()
+                ],
+            }
+        )
+    with JsonReceiver() as receiver:
+        config = tmp_path / "spendwatch.toml"
+        config.write_text(f"""
+[daemon]
+settle = "0s"
+
+[notifiers]
+ops = "json://127.0.0.1:{receiver.port}/alerts"
+
+[[rules]]
+name = "spend-spike"
+kind = "anomaly"
+metric = "cost_usd"
+every = "1s"
+bucket = "1h"
+baseline = "7d"
+sensitivity = 4.0
+min_value = 0.1
+group_by = "api_key_id"
+notify = ["ops"]
+""")
+        collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", config=config).start()
+        with httpx.Client(base_url=collector.http_endpoint) as client:
+            assert client.post("/v1/traces", json=export).status_code == 200
+        (alert,) = receiver.wait_for(1, timeout=10)
+        time.sleep(3)  # more ticks: the lasting spike does not alert again
+        assert collector.stop() == 0
+        assert len(receiver.received) == 1
+    assert "a" * 16 in alert["message"] and "b" * 16 not in alert["message"]
+    assert alert["title"].startswith("spend-spike: cost_usd $0.7500 vs $0.01")

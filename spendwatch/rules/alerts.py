@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from spendwatch.rules.budget import Finding
 from spendwatch.rules.config import mask_url
+from spendwatch.rules.finding import Finding
 
 logger = logging.getLogger("spendwatch.rules")
 
@@ -30,29 +30,31 @@ Send = Callable[[tuple[str, ...], str, str], str | None]  # (urls, title, body) 
 
 def record(con: duckdb.DuckDBPyConnection, findings: Iterable[Finding], now: datetime) -> list[int]:
     """Insert the findings not yet recorded; returns the ids of the new alerts to deliver."""
+    findings = list(findings)
     highest: dict[tuple, Finding] = {}
     for finding in findings:
-        key = (finding.rule.name, finding.group_value, finding.window.key)
+        key = (finding.rule.name, finding.kind, finding.group_value, finding.window_key)
         if key not in highest or finding.threshold > highest[key].threshold:
             highest[key] = finding
     new_ids = []
     for finding in findings:
-        key = (finding.rule.name, finding.group_value, finding.window.key)
+        key = (finding.rule.name, finding.kind, finding.group_value, finding.window_key)
         state = "pending" if highest[key] is finding else "superseded"
         row = con.execute(
             """INSERT INTO alerts (rule, kind, group_by, group_value, window_start, window_end, threshold, value,
                                    limit_value, title, message, created_at, state)
-               VALUES (?, 'budget', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT DO NOTHING RETURNING id""",
             [
                 finding.rule.name,
+                finding.kind,
                 finding.rule.group_by,
                 finding.group_value,
-                finding.window.key,
-                finding.window.end,
+                finding.window_key,
+                finding.window_end,
                 finding.threshold,
-                finding.spent,
-                finding.rule.limit_usd,
+                finding.value,
+                finding.limit,
                 finding.title,
                 finding.message,
                 now,

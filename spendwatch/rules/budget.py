@@ -10,16 +10,16 @@ arrives late still counts toward its own window.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendwatch.rules.config import Rule, RulesConfig
+from spendwatch.rules.finding import Finding
 from spendwatch.rules.windows import Window, window_at
 
 Query = Callable[[str, Sequence[Any]], list[tuple]]
 LATE_GRACE = timedelta(hours=6)
-_GROUP_EXPRESSIONS = {
+GROUP_EXPRESSIONS = {
     "provider": "provider",
     "api_key_id": "api_key_id",
     "service_name": "service_name",
@@ -30,18 +30,6 @@ _GROUP_EXPRESSIONS = {
     "operation": "operation",
 }
 _TOP = (("keys", "api_key_id"), ("models", "coalesce(response_model, request_model)"), ("services", "service_name"))
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: Rule
-    window: Window
-    group_value: str  # '' when the rule has no group_by
-    threshold: float
-    spent: float
-    unpriced_calls: int
-    title: str
-    message: str
 
 
 def filters_sql(rule: Rule) -> tuple[str, list[Any]]:
@@ -68,10 +56,11 @@ def windows_to_check(rule: Rule, now: datetime, config: RulesConfig) -> list[Win
 
 def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query) -> list[Finding]:
     """Every (group, threshold) of the rule's windows that is crossed, whether or not it fired before."""
-    group = _GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
+    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
     where, params = filters_sql(rule)
     findings = []
-    for window in windows_to_check(rule, now, config):
+    windows = windows_to_check(rule, now, config)
+    for window in windows:
         rows = query(
             f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
                        count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
@@ -84,12 +73,52 @@ def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query
             crossed = [threshold for threshold in rule.thresholds if spent >= rule.limit_usd * threshold]
             for threshold in crossed:
                 findings.append(_finding(rule, window, group_value, threshold, spent, unpriced, config, query))
+            if rule.forecast and window is windows[-1]:
+                forecast = _forecast(rule, window, now - config.settle, group_value, spent, config)
+                if forecast is not None:
+                    findings.append(forecast)
     return findings
+
+
+# A projection needs a quarter of the window behind it: before that, a morning's burst or a quiet night
+# dominates the run-rate (6 hours of a day, under 2 days of a week, a week of a month), while three
+# quarters of the window are left to act on the warning.
+FORECAST_AFTER_FRACTION = 0.25
+
+
+def _forecast(rule, window, as_of, group_value, spent, config) -> Finding | None:
+    """A linear projection of the window's spend to its end, when it passes the limit before the limit is."""
+    elapsed = (as_of - window.start) / (window.end - window.start)
+    if elapsed < FORECAST_AFTER_FRACTION or spent >= rule.limit_usd or spent <= 0:
+        return None
+    projected = spent / elapsed
+    if projected <= rule.limit_usd:
+        return None
+    message = "\n".join(
+        [
+            f"Budget rule {rule.name!r} forecast: {usd(spent)} spent in the first {elapsed:.0%} of the window; "
+            f"at this rate {usd(projected)} by its end, over the {usd(rule.limit_usd)} limit.",
+            f"Scope: {scope_text(rule, group_value, config)}.",
+            f"Window: {window.label}.",
+        ]
+    )
+    return Finding(
+        rule=rule,
+        kind="forecast",
+        group_value=group_value,
+        window_key=window.key,
+        window_end=window.end,
+        threshold=0.0,
+        value=projected,
+        limit=rule.limit_usd,
+        title=f"{rule.name}: forecast {usd(projected)} of {usd(rule.limit_usd)}",
+        message=message,
+    )
 
 
 def _finding(rule, window, group_value, threshold, spent, unpriced, config, query) -> Finding:
     share = spent / rule.limit_usd
-    scope = _scope(rule, group_value, config)
+    scope = scope_text(rule, group_value, config)
     title = f"{rule.name}: {share:.0%} of {usd(rule.limit_usd)}"
     lines = [
         f"Budget rule {rule.name!r}: {usd(spent)} spent of the {usd(rule.limit_usd)} limit ({share:.0%}), "
@@ -102,9 +131,26 @@ def _finding(rule, window, group_value, threshold, spent, unpriced, config, quer
     top = _top_spenders(rule, window, group_value, query)
     for label, entries in top.items():
         if entries:
-            named = ", ".join(f"{_named(value, label, config)} {usd(amount)}" for value, amount in entries)
+            named = ", ".join(f"{key_name(value, label, config)} {usd(amount)}" for value, amount in entries)
             lines.append(f"Top {label}: {named}.")
-    return Finding(rule, window, group_value, threshold, spent, unpriced, title, "\n".join(lines))
+    return Finding(
+        rule=rule,
+        kind="budget",
+        group_value=group_value,
+        window_key=window.key,
+        window_end=window.end,
+        threshold=threshold,
+        value=spent,
+        limit=rule.limit_usd,
+        title=title,
+        message="\n".join(lines),
+    )
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    """A timestamp from a query: a datetime from DuckDB, an ISO string through the daemon's read API."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC)
 
 
 def usd(amount: float) -> str:
@@ -112,16 +158,16 @@ def usd(amount: float) -> str:
     return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:,.4f}"
 
 
-def _scope(rule: Rule, group_value: str, config: RulesConfig) -> str:
+def scope_text(rule: Rule, group_value: str, config: RulesConfig) -> str:
     filters = ", ".join(f"{column} = {' or '.join(values)}" for column, values in rule.where)
     parts = [filters] if filters else []
     if rule.group_by:
-        value = _named(group_value, "keys", config) if rule.group_by == "api_key_id" else group_value
+        value = key_name(group_value, "keys", config) if rule.group_by == "api_key_id" else group_value
         parts.append(f"{rule.group_by} {value}")
     return "; ".join(parts) or "all calls"
 
 
-def _named(value: str, label: str, config: RulesConfig) -> str:
+def key_name(value: str, label: str, config: RulesConfig) -> str:
     if label == "keys" and value in config.keys:
         return f"{value} ({config.keys[value]})"
     return value
@@ -130,7 +176,7 @@ def _named(value: str, label: str, config: RulesConfig) -> str:
 def _top_spenders(rule: Rule, window: Window, group_value: str, query: Query) -> dict[str, list[tuple[str, float]]]:
     where, params = filters_sql(rule)
     if rule.group_by:
-        where += f" AND coalesce(CAST({_GROUP_EXPRESSIONS[rule.group_by]} AS VARCHAR), '(none)') = ?"
+        where += f" AND coalesce(CAST({GROUP_EXPRESSIONS[rule.group_by]} AS VARCHAR), '(none)') = ?"
         params.append(group_value)
     top = {}
     for label, expression in _TOP:

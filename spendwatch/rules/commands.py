@@ -40,7 +40,7 @@ def parse_now(text: str | None) -> datetime:
 def run_once(config: Config, now: datetime, dry_run: bool, out: TextIO) -> int:
     """Evaluate every rule once at `now` and print what fires; unless dry, record and deliver."""
     from spendwatch.reads import query, running_daemon
-    from spendwatch.rules.budget import evaluate_budget
+    from spendwatch.rules.evaluate import evaluate
 
     if not dry_run and running_daemon(config.db) is not None:
         raise UserError("spendwatch up is running on this database and evaluates the rules itself; use --dry-run")
@@ -49,7 +49,7 @@ def run_once(config: Config, now: datetime, dry_run: bool, out: TextIO) -> int:
         def run(sql: str, params: Any) -> list[tuple]:
             return [tuple(row) for row in query(config.db, sql, list(params))[1]]
 
-        findings = [f for rule in config.rules.rules for f in evaluate_budget(rule, now, config.rules, run)]
+        findings = [f for rule in config.rules.rules for f in evaluate(rule, now, config.rules, run)]
         _print_findings(findings, out, "would fire")
         return 0
     from spendwatch.collector.maintenance import open_for_writing
@@ -102,3 +102,33 @@ def notify_test(config: Config, name: str, out: TextIO) -> int:
         raise UserError(f"{name}: delivery failed: {error}")
     print(f"sent a test message to {name}", file=out)
     return 0
+
+
+KEY_INVENTORY_SQL = """
+    WITH seen AS (
+        SELECT api_key_id, min(start_time) AS first_seen FROM llm_calls
+        WHERE api_key_id IS NOT NULL GROUP BY api_key_id
+    )
+    SELECT c.api_key_id, any_value(c.api_key_hint) AS hint, string_agg(DISTINCT c.provider, ',') AS providers,
+           any_value(seen.first_seen) AS first_seen, max(c.start_time) AS last_seen,
+           string_agg(DISTINCT c.service_name, ',') AS services, count(*) AS calls,
+           round(sum(c.cost_usd), 6) AS cost_usd
+    FROM llm_calls AS c JOIN seen USING (api_key_id)
+    WHERE c.start_time >= ?
+    GROUP BY c.api_key_id
+    ORDER BY cost_usd DESC NULLS LAST, calls DESC
+"""
+
+
+def key_inventory(config: Config, since: Any) -> tuple[list[str], list[list[Any]]]:
+    """Every key seen since `since`: its name, hint, providers, first and last call, services, calls, spend."""
+    from spendwatch.reads import query
+
+    start = datetime(1970, 1, 1, tzinfo=UTC) if since is None else datetime.now(UTC) - since
+    columns, rows = query(config.db, KEY_INVENTORY_SQL, [start])
+    retired = {key for rule in config.rules.rules if rule.kind == "keys" for key in rule.retired}
+    named = []
+    for row in rows:
+        key = row[0]
+        named.append([key, config.rules.keys.get(key, ""), *row[1:], "retired, in use" if key in retired else ""])
+    return [columns[0], "name", *columns[1:], "status"], named

@@ -41,7 +41,12 @@ GROUP_COLUMNS = {
     "operation",
 }
 COMMON_KEYS = {"name", "kind", "every", "where", "group_by", "notify"}
-BUDGET_KEYS = COMMON_KEYS | {"window", "limit_usd", "thresholds"}
+KIND_KEYS = {
+    "budget": COMMON_KEYS | {"window", "limit_usd", "thresholds", "forecast"},
+    "anomaly": COMMON_KEYS | {"metric", "bucket", "baseline", "sensitivity", "min_value"},
+    "keys": {"name", "kind", "every", "where", "notify", "lookback", "retired"},
+}
+METRICS = ("cost_usd", "tokens", "requests", "errors", "error_rate", "p95_latency_ms")
 DEFAULT_EVERY = timedelta(minutes=1)
 DEFAULT_SETTLE = timedelta(seconds=30)
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
@@ -66,6 +71,14 @@ class Rule:
     rolling: timedelta | None = None
     limit_usd: float = 0.0
     thresholds: tuple[float, ...] = (0.8, 1.0)
+    forecast: bool = False
+    metric: str = "cost_usd"
+    bucket: timedelta = timedelta(hours=1)
+    baseline: timedelta = timedelta(days=7)
+    sensitivity: float = 4.0
+    min_value: float = 0.0
+    lookback: timedelta = timedelta(hours=1)
+    retired: tuple[str, ...] = ()
 
 
 @dataclass
@@ -185,17 +198,50 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
         name = f"rules[{index}]"
     where = f"rule {name!r}"
     kind = table.get("kind")
-    if kind != "budget":
-        problem(f"{where}: kind", f"expected budget, got {kind!r}")
+    if kind not in KIND_KEYS:
+        problem(f"{where}: kind", f"expected budget, anomaly or keys, got {kind!r}")
         return None
     for key in table:
-        if key not in BUDGET_KEYS:
-            problem(f"{where}: {key}", f"unknown key; a budget rule takes {', '.join(sorted(BUDGET_KEYS))}")
+        if key not in KIND_KEYS[kind]:
+            problem(f"{where}: {key}", f"unknown key; a {kind} rule takes {', '.join(sorted(KIND_KEYS[kind]))}")
     values: dict[str, Any] = {"name": name, "kind": kind}
     try:
         values["every"] = parse_duration(table["every"]) if "every" in table else DEFAULT_EVERY
     except ValueError as error:
         problem(f"{where}: every", str(error))
+    {"budget": _budget_keys, "anomaly": _anomaly_keys, "keys": _keys_keys}[kind](table, values, where, problem)
+    filters = table.get("where", {})
+    if not isinstance(filters, dict):
+        problem(f"{where}: where", 'expected a table such as { provider = "openai" }')
+        filters = {}
+    parsed_filters = []
+    for column, allowed in filters.items():
+        if column not in WHERE_COLUMNS:
+            problem(f"{where}: where.{column}", f"unknown column; expected one of {', '.join(WHERE_COLUMNS)}")
+            continue
+        allowed = [allowed] if isinstance(allowed, str) else allowed
+        if not isinstance(allowed, list) or not allowed or not all(isinstance(value, str) for value in allowed):
+            problem(f"{where}: where.{column}", "expected a value or a list of values")
+            continue
+        parsed_filters.append((column, tuple(allowed)))
+    values["where"] = tuple(parsed_filters)
+    group_by = table.get("group_by")
+    if kind == "keys":
+        group_by = None
+    if group_by is not None and group_by not in GROUP_COLUMNS:
+        problem(f"{where}: group_by", f"expected one of {', '.join(sorted(GROUP_COLUMNS))}, got {group_by!r}")
+    values["group_by"] = group_by
+    notify = _notify_list(table.get("notify", []), f"{where}: notify", notifiers, problem)
+    if not notify:
+        problem(f"{where}: notify", "name at least one notifier from [notifiers]")
+    values["notify"] = notify
+    try:
+        return Rule(**values)
+    except TypeError:
+        return None
+
+
+def _budget_keys(table: dict[str, Any], values: dict[str, Any], where: str, problem) -> None:
     window = table.get("window", "day")
     if window in CALENDAR_WINDOWS:
         values["window"] = window
@@ -219,30 +265,46 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
         problem(f"{where}: thresholds", f"expected fractions of the limit in (0, 10], got {thresholds!r}")
     else:
         values["thresholds"] = tuple(sorted(float(t) for t in thresholds))
-    filters = table.get("where", {})
-    if not isinstance(filters, dict):
-        problem(f"{where}: where", 'expected a table such as { provider = "openai" }')
-        filters = {}
-    parsed_filters = []
-    for column, allowed in filters.items():
-        if column not in WHERE_COLUMNS:
-            problem(f"{where}: where.{column}", f"unknown column; expected one of {', '.join(WHERE_COLUMNS)}")
-            continue
-        allowed = [allowed] if isinstance(allowed, str) else allowed
-        if not isinstance(allowed, list) or not allowed or not all(isinstance(value, str) for value in allowed):
-            problem(f"{where}: where.{column}", "expected a value or a list of values")
-            continue
-        parsed_filters.append((column, tuple(allowed)))
-    values["where"] = tuple(parsed_filters)
-    group_by = table.get("group_by")
-    if group_by is not None and group_by not in GROUP_COLUMNS:
-        problem(f"{where}: group_by", f"expected one of {', '.join(sorted(GROUP_COLUMNS))}, got {group_by!r}")
-    values["group_by"] = group_by
-    notify = _notify_list(table.get("notify", []), f"{where}: notify", notifiers, problem)
-    if not notify:
-        problem(f"{where}: notify", "name at least one notifier from [notifiers]")
-    values["notify"] = notify
+    forecast = table.get("forecast", False)
+    if not isinstance(forecast, bool):
+        problem(f"{where}: forecast", f"expected true or false, got {forecast!r}")
+    elif forecast and "rolling" in values:
+        problem(f"{where}: forecast", "needs a calendar window (day, week or month): a rolling one has no end")
+    else:
+        values["forecast"] = forecast
+
+
+def _anomaly_keys(table: dict[str, Any], values: dict[str, Any], where: str, problem) -> None:
+    metric = table.get("metric", "cost_usd")
+    if metric not in METRICS:
+        problem(f"{where}: metric", f"expected one of {', '.join(METRICS)}, got {metric!r}")
+    values["metric"] = metric
+    for key, default in (("bucket", "1h"), ("baseline", "7d")):
+        try:
+            values[key] = parse_duration(table.get(key, default))
+        except ValueError as error:
+            problem(f"{where}: {key}", str(error))
+    if "bucket" in values and "baseline" in values and values["baseline"] < 4 * values["bucket"]:
+        problem(f"{where}: baseline", "expected at least four buckets of history (baseline >= 4 x bucket)")
+    sensitivity = table.get("sensitivity", 4.0)
+    if isinstance(sensitivity, bool) or not isinstance(sensitivity, int | float) or sensitivity <= 0:
+        problem(f"{where}: sensitivity", f"expected a robust z-score above 0 (such as 4.0), got {sensitivity!r}")
+    else:
+        values["sensitivity"] = float(sensitivity)
+    min_value = table.get("min_value", 0.0)
+    if isinstance(min_value, bool) or not isinstance(min_value, int | float) or min_value < 0:
+        problem(f"{where}: min_value", f"expected a number of at least 0, got {min_value!r}")
+    else:
+        values["min_value"] = float(min_value)
+
+
+def _keys_keys(table: dict[str, Any], values: dict[str, Any], where: str, problem) -> None:
     try:
-        return Rule(**values)
-    except TypeError:
-        return None
+        values["lookback"] = parse_duration(table.get("lookback", "1h"))
+    except ValueError as error:
+        problem(f"{where}: lookback", str(error))
+    retired = table.get("retired", [])
+    if not isinstance(retired, list) or not all(isinstance(key, str) and key for key in retired):
+        problem(f"{where}: retired", "expected a list of key ids")
+    else:
+        values["retired"] = tuple(retired)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from spendwatch.rules.alerts import Send, apprise_send, deliver_due, record
-from spendwatch.rules.budget import evaluate_budget
 from spendwatch.rules.config import Rule, RulesConfig
+from spendwatch.rules.evaluate import evaluate
 
 logger = logging.getLogger("spendwatch.rules")
 
@@ -97,7 +97,7 @@ class RulesEngine:
             with self._lock:
                 cursor = self._con.cursor()
                 try:
-                    findings = evaluate_budget(rule, now, self.config, _query_on(cursor))
+                    findings = evaluate(rule, now, self.config, _query_on(cursor))
                     new_ids = record(cursor, findings, now)
                     self._deliver(cursor, now)
                 finally:
