@@ -10,12 +10,13 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.errors import UserError
-from spendwatch.rules.config import RulesConfig, parse_rules_config
+from spendwatch.rules.config import RulesConfig, parse_duration, parse_rules_config
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -46,6 +47,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "SPENDWATCH_HOST", "host", lambda: "127.0.0.1", str, "address to listen on"),
     Setting("http_port", "SPENDWATCH_HTTP_PORT", "http_port", lambda: 4318, int, "OTLP/HTTP port"),
     Setting("grpc_port", "SPENDWATCH_GRPC_PORT", "grpc_port", lambda: 4317, int, "OTLP/gRPC port"),
+    Setting(
+        "max_queued_spans",
+        "SPENDWATCH_MAX_QUEUED_SPANS",
+        "max_queued_spans",
+        lambda: 50_000,
+        int,
+        "spans waiting for the writer before exporters are asked to retry",
+    ),
+    Setting(
+        "retention",
+        "SPENDWATCH_RETENTION",
+        "retention",
+        lambda: None,
+        timedelta,
+        'how long calls are kept, such as "400d"',
+    ),
 )
 _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} | {
     "prices",
@@ -69,6 +86,8 @@ class Config:
     host: str
     http_port: int
     grpc_port: int
+    max_queued_spans: int
+    retention: timedelta | None
     prices: dict[str, PriceOverride]
     rules: RulesConfig
 
@@ -107,6 +126,11 @@ def _from_flag_or_env(setting: Setting, flags: dict[str, Any]) -> Any:
 
 
 def _typed(value: Any, setting: Setting, where: str) -> Any:
+    if setting.kind is timedelta:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error} ({setting.help})") from None
     if setting.kind is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
             raise ConfigError(f"{where}: expected a whole number ({setting.help}), got {value!r}")

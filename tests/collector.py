@@ -14,10 +14,14 @@ import duckdb
 
 
 class Collector:
-    def __init__(self, db: Path, log: Path, config: Path | None = None) -> None:
+    def __init__(
+        self, db: Path, log: Path, config: Path | None = None, http_port: int = 0, env: dict | None = None
+    ) -> None:
         self.db = db
         self.log = log
         self.config = config
+        self.http_port = http_port
+        self.env = env or {}
         self.process: subprocess.Popen | None = None
         self.info: dict = {}
 
@@ -30,15 +34,18 @@ class Collector:
             "--db",
             str(self.db),
             "--http-port",
-            "0",
+            str(self.http_port),
             "--grpc-port",
             "0",
         ]
         if self.config is not None:
             command += ["--config", str(self.config)]
         self._log_file = self.log.open("ab")
-        self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
         daemon_file = self.db.with_name(self.db.name + ".daemon.json")
+        daemon_file.unlink(missing_ok=True)  # one left by a daemon that was killed
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

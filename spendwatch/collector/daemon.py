@@ -18,7 +18,7 @@ import os
 import secrets
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -60,11 +60,26 @@ def open_store(db: Path) -> Store:
         raise StartupError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
 
 
+RETENTION_INTERVAL_SECONDS = 24 * 3600
+
+
+def _prune_daily(writer: Writer, keep: timedelta, stop: threading.Event) -> None:
+    """Retention: at start-up and then daily, on the writer thread, between commits."""
+    while not stop.is_set():
+        cutoff = datetime.now(UTC) - keep
+        try:
+            deleted = writer.call(lambda store, cutoff=cutoff: store.prune(cutoff)).result()
+            logger.info("retention: deleted %d calls that started before %s", deleted, cutoff.isoformat())
+        except Exception as error:
+            logger.error("retention: pruning failed (%s); trying again tomorrow", error)
+        stop.wait(RETENTION_INTERVAL_SECONDS)
+
+
 def run(config: Config, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     os.umask(0o077)  # the database, its WAL and the daemon file are the owner's alone
     store = open_store(config.db)
-    writer = Writer(store)
+    writer = Writer(store, config.max_queued_spans)
     writer.start()
     ingest = Ingest(writer, Pricer(config.prices))
     try:
@@ -102,11 +117,17 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
         }
 
     read_api = ReadApi(store, token, status)
-    rules = RulesEngine(store.con, config.rules)
+    rules = RulesEngine(lambda: store.con, config.rules)
     http.start()
     grpc_receiver.start()
     read_api.start()
     rules.start()
+    retention = None
+    if config.retention is not None:
+        retention = threading.Thread(
+            target=_prune_daily, args=(writer, config.retention, stop), name="spendwatch-retention", daemon=True
+        )
+        retention.start()
     info = {
         "pid": os.getpid(),
         "host": config.host,

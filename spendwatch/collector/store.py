@@ -9,6 +9,9 @@ would. The Appender is ~250x faster than `executemany`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,10 +76,22 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
 
 
 class Store:
-    """The daemon's one writing connection."""
+    """The daemon's one writing connection.
+
+    Two fault-injection knobs exist for the durability tests, read once at start-up:
+    `SPENDWATCH_TEST_WRITE_DELAY` (seconds each commit is slowed by) and `SPENDWATCH_TEST_FAIL_WRITES_WHILE`
+    (a path: while it exists, every commit fails as a full disk would).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._write_delay = float(os.environ.get("SPENDWATCH_TEST_WRITE_DELAY") or 0)
+        fail_while = os.environ.get("SPENDWATCH_TEST_FAIL_WRITES_WHILE")
+        self._fail_while = Path(fail_while) if fail_while else None
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
         self.con = connect(path)
         migrate(self.con)
         columns = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
@@ -95,6 +110,10 @@ class Store:
         """Commit `rows`; returns how many were new (the rest were already stored)."""
         if not rows:
             return 0
+        if self._write_delay:
+            time.sleep(self._write_delay)
+        if self._fail_while is not None and self._fail_while.exists():
+            raise OSError(28, "No space left on device (injected)")
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -107,9 +126,28 @@ class Store:
             con.execute("COMMIT")
         except BaseException:
             self._appender.clear()
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # an invalidated database: `recover` reopens it
+                con.execute("ROLLBACK")
             raise
         return int(inserted)
+
+    def recover(self) -> None:
+        """After a failed write: reopen the database if the failure left the connection unusable."""
+        try:
+            self.con.execute("SELECT 1").fetchone()
+            return
+        except duckdb.Error:
+            pass
+        with contextlib.suppress(duckdb.Error):
+            self.con.close()
+        self._open()
+
+    def prune(self, before: datetime) -> int:
+        """Delete the calls that started before `before`, and give their space back; how many went."""
+        (deleted,) = self.con.execute("DELETE FROM llm_call_spans WHERE start_time < ?", [before]).fetchone()
+        if deleted:
+            self.con.execute("CHECKPOINT")
+        return int(deleted)
 
     def close(self) -> None:
         self.con.execute("CHECKPOINT")

@@ -2,8 +2,9 @@
 
 Receivers decode and price on their own threads, then hand rows here and wait: an export is answered
 only after its rows are committed. Several waiting batches are committed in one transaction. The queue
-is bounded: when the writer falls behind, `submit` fails at once with `Overloaded` and the receiver
-answers with OTLP's retryable status, so memory stays bounded and exporters deliver later.
+is bounded by the spans it holds (`max_queued_spans`): when the writer falls behind, `submit` fails at
+once with `Overloaded` and the receiver answers with OTLP's retryable status (HTTP 503 with Retry-After,
+gRPC UNAVAILABLE), so memory stays bounded and exporters deliver later.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from spendwatch.collector.store import Store
 
 logger = logging.getLogger("spendwatch.collector")
 
-MAX_QUEUED_BATCHES = 64
+MAX_QUEUED_BATCHES = 1024
 MAX_ROWS_PER_COMMIT = 50_000
+DEFAULT_MAX_QUEUED_SPANS = 50_000
 
 
 class Overloaded(Exception):
@@ -28,8 +30,11 @@ class Overloaded(Exception):
 
 
 class Writer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_queued_spans: int = DEFAULT_MAX_QUEUED_SPANS) -> None:
         self.store = store
+        self.max_queued_spans = max_queued_spans
+        self._queued_spans = 0
+        self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[Any, Future] | None] = queue.Queue(MAX_QUEUED_BATCHES)
         self._thread = threading.Thread(target=self._run, name="spendwatch-writer", daemon=True)
         self.stored = 0
@@ -41,10 +46,15 @@ class Writer:
     def submit(self, rows: Sequence[Sequence[Any]]) -> Future:
         """Queue rows for the next commit; the future's result is how many were new."""
         future: Future = Future()
-        try:
-            self._queue.put_nowait((list(rows), future))
-        except queue.Full:
-            raise Overloaded from None
+        rows = list(rows)
+        with self._lock:
+            if self._queued_spans and self._queued_spans + len(rows) > self.max_queued_spans:
+                raise Overloaded
+            try:
+                self._queue.put_nowait((rows, future))
+            except queue.Full:
+                raise Overloaded from None
+            self._queued_spans += len(rows)
         return future
 
     def call(self, function: Callable[[Store], Any]) -> Future:
@@ -93,12 +103,18 @@ class Writer:
         if not batches:
             return
         rows = [row for batch, _ in batches for row in batch]
+        with self._lock:
+            self._queued_spans -= len(rows)
         try:
             inserted = self.store.write(rows)
         except Exception as error:
             logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
             for _, future in batches:
                 future.set_exception(error)
+            try:
+                self.store.recover()
+            except Exception as reopen_error:  # the next write will fail and try again
+                logger.error("reopening the database failed: %s", reopen_error)
             return
         self.stored += inserted
         self.duplicates += len(rows) - inserted

@@ -35,13 +35,14 @@ def utc_now() -> datetime:
 class RulesEngine:
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: duckdb.DuckDBPyConnection | Callable[[], duckdb.DuckDBPyConnection],
         config: RulesConfig,
         *,
         clock: Callable[[], datetime] = utc_now,
         send: Send = apprise_send,
     ) -> None:
-        self._con = con
+        # The daemon passes a function: its store may reopen the database after a failed write.
+        self._connection = con if callable(con) else (lambda: con)
         self.config = config
         self._clock = clock
         self._send = send
@@ -95,7 +96,7 @@ class RulesEngine:
         now = self._clock()
         try:
             with self._lock:
-                cursor = self._con.cursor()
+                cursor = self._connection().cursor()
                 try:
                     findings = evaluate(rule, now, self.config, _query_on(cursor))
                     new_ids = record(cursor, findings, now)
@@ -113,7 +114,7 @@ class RulesEngine:
         now = self._clock()
         try:
             with self._lock:
-                cursor = self._con.cursor()
+                cursor = self._connection().cursor()
                 try:
                     delivered = self._deliver(cursor, now)
                     unpriced = set(cursor.execute(UNPRICED_MODELS_SQL).fetchall())
