@@ -113,6 +113,7 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
             "rules_loaded": len(config.rules.rules),
             "spans_received": ingest.counts.received,
             "spans_dropped": ingest.counts.dropped,
+            "spans_rejected": ingest.counts.rejected,
             "duplicates_ignored": writer.duplicates,
         }
 

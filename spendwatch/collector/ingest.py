@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ from spendwatch.collector.spans import Counts, rows_from_request
 from spendwatch.collector.writer import Writer
 
 COMMIT_TIMEOUT_SECONDS = 30
+logger = logging.getLogger("spendwatch.collector")
 
 
 class Ingest:
@@ -28,6 +30,9 @@ class Ingest:
             self.counts.received += counts.received
             self.counts.kept += counts.kept
             self.counts.dropped += counts.dropped
+            self.counts.rejected += counts.rejected
+        if counts.rejected:
+            logger.warning("rejected %d span(s) with trace or span ids of the wrong length", counts.rejected)
         if rows:
             self.writer.submit(rows).result(timeout=COMMIT_TIMEOUT_SECONDS)
 

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_REASON_CHARS = 300
 
 SIGNALS: dict[str, tuple[type, type]] = {
     "/v1/traces": (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
@@ -34,7 +35,7 @@ class BadRequest(Exception):
     """The body cannot be read: answered 4xx with this message, and nothing else happens."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message[:MAX_REASON_CHARS])
         self.status = status
 
 

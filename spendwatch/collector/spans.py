@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +110,13 @@ _SECRET_VALUE = re.compile(
     r"|Bearer\s+[A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
 )
 MAX_ATTRIBUTE_CHARS = 4096
+MAX_TEXT_CHARS = 512  # a typed text column: a model name, a key id, an address
+MAX_VALUE_DEPTH = 8
+MAX_FINISH_REASONS = 16
+MAX_TOKENS = 10**9
+TRACE_ID_BYTES, SPAN_ID_BYTES = 16, 8
+EARLIEST_NS = 946_684_800 * 10**9  # 2000-01-01: no LLM call is older
+FUTURE_SLACK_NS = 24 * 3600 * 10**9  # clocks run ahead; a day ahead is a wrong clock
 _STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 
@@ -117,23 +125,31 @@ class Counts:
     received: int = 0
     kept: int = 0
     dropped: int = 0
+    rejected: int = 0
 
 
-def any_value(value: Any) -> Any:
+def any_value(value: Any, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
     if kind is None:
         return None
+    if depth > MAX_VALUE_DEPTH and kind in ("array_value", "kvlist_value"):
+        return "[too deeply nested]"
     if kind == "array_value":
-        return [any_value(item) for item in value.array_value.values]
+        return [any_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {item.key: any_value(item.value) for item in value.kvlist_value.values}
+        return {item.key: any_value(item.value, depth + 1) for item in value.kvlist_value.values}
     if kind == "bytes_value":
-        return value.bytes_value.hex()
+        return value.bytes_value[:MAX_ATTRIBUTE_CHARS].hex()
     return getattr(value, kind)
 
 
 def rows_from_request(request: Any, pricer: Pricer, counts: Counts) -> list[tuple]:
-    """The rows of an `ExportTraceServiceRequest`; `counts` is updated with what was kept and dropped."""
+    """The rows of an `ExportTraceServiceRequest`; `counts` is updated with what was kept and dropped.
+
+    A span that cannot be stored sanely (ids of the wrong length) is rejected and counted, alone: the
+    other spans of its batch are stored. Odd values in a span that can be stored are made sane and the
+    span's `attributes` say what was changed, under `spendwatch.invalid`.
+    """
     rows = []
     for resource_spans in request.resource_spans:
         service_name = None
@@ -144,6 +160,9 @@ def rows_from_request(request: Any, pricer: Pricer, counts: Counts) -> list[tupl
             scope = scope_spans.scope.name
             for span in scope_spans.spans:
                 counts.received += 1
+                if len(span.trace_id) != TRACE_ID_BYTES or len(span.span_id) != SPAN_ID_BYTES:
+                    counts.rejected += 1
+                    continue
                 row = _row(span, scope, service_name, pricer)
                 if row is None:
                     counts.dropped += 1
@@ -159,24 +178,31 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
     if not isinstance(provider, str) or not provider:
         return None
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME) or attributes.get("llm.request.type")
+    if not isinstance(operation, str):
+        operation = None
     if operation in NOT_MODEL_CALLS or attributes.get("traceloop.span.kind") in NOT_MODEL_CALLS:
         return None
-    tokens = {column: _first_count(attributes, names) for column, names in _TOKENS.items()}
-    request_model = _text(attributes.get(semconv.GEN_AI_REQUEST_MODEL))
-    response_model = _text(attributes.get(semconv.GEN_AI_RESPONSE_MODEL))
+    problems: list[str] = []
+    tokens = {column: _first_count(attributes, names, problems) for column, names in _TOKENS.items()}
+    request_model = _text(attributes, semconv.GEN_AI_REQUEST_MODEL, problems)
+    response_model = _text(attributes, semconv.GEN_AI_RESPONSE_MODEL, problems)
     if operation not in MODEL_OPERATIONS and not (request_model or response_model) and tokens["input_tokens"] is None:
         return None
-    provider = PROVIDER_ALIASES.get(provider.lower(), provider.lower())
-    start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+    provider = _clip(PROVIDER_ALIASES.get(provider.lower(), provider.lower()), "provider", problems)
+    start_ns, end_ns = _times(span, problems)
     status_code = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE, attributes.get("http.status_code"))
-    error_type = _text(attributes.get(semconv.ERROR_TYPE))
+    if not (isinstance(status_code, int) and 100 <= status_code <= 599):
+        if status_code is not None:
+            problems.append(f"{semconv.HTTP_RESPONSE_STATUS_CODE}: not an HTTP status")
+        status_code = None
+    error_type = _text(attributes, semconv.ERROR_TYPE, problems)
     if error_type is None and span.status.code == _STATUS_CODE_ERROR:
         error_type = "error"
     finish_reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
     if isinstance(finish_reasons, str):
         finish_reasons = [finish_reasons]
-    elif isinstance(finish_reasons, list):
-        finish_reasons = [str(reason) for reason in finish_reasons]
+    if isinstance(finish_reasons, list):
+        finish_reasons = [str(reason)[:MAX_TEXT_CHARS] for reason in finish_reasons[:MAX_FINISH_REASONS]]
     else:
         finish_reasons = None
     cost = pricer.price(
@@ -189,18 +215,28 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         cache_write_tokens=tokens["cache_write_tokens"],
     )
     stream = attributes.get(semconv.GEN_AI_REQUEST_STREAM)
+    service_name = _clip(service_name, "service.name", problems) if isinstance(service_name, str) else None
+    operation = _clip(operation, semconv.GEN_AI_OPERATION_NAME, problems) if operation else None
+    response_id = _text(attributes, semconv.GEN_AI_RESPONSE_ID, problems)
+    api_key_id = _text(attributes, semconv.SPENDWATCH_API_KEY_ID, problems)
+    api_key_hint = _text(attributes, semconv.SPENDWATCH_API_KEY_HINT, problems)
+    server_address = _text(attributes, semconv.SERVER_ADDRESS, problems)
+    scope = _clip(scope, "scope", problems)
+    kept = kept_attributes(attributes)
+    if problems:
+        kept["spendwatch.invalid"] = problems
     return (
         span.trace_id.hex(),
         span.span_id.hex(),
-        span.parent_span_id.hex() or None,
+        span.parent_span_id.hex() if len(span.parent_span_id) == SPAN_ID_BYTES else None,
         start_ns,
-        max(end_ns, start_ns),
-        _text(service_name),
+        end_ns,
+        service_name,
         provider,
-        _text(operation),
+        operation,
         request_model,
         response_model,
-        _text(attributes.get(semconv.GEN_AI_RESPONSE_ID)),
+        response_id,
         stream if isinstance(stream, bool) else None,
         tokens["input_tokens"],
         tokens["output_tokens"],
@@ -209,16 +245,30 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         tokens["reasoning_tokens"],
         attributes.get(semconv.SPENDWATCH_USAGE_ESTIMATED) is True,
         cost,
-        _text(attributes.get(semconv.SPENDWATCH_API_KEY_ID)),
-        _text(attributes.get(semconv.SPENDWATCH_API_KEY_HINT)),
-        status_code if isinstance(status_code, int) else None,
+        api_key_id,
+        api_key_hint,
+        status_code,
         error_type,
         finish_reasons,
-        _text(attributes.get(semconv.SERVER_ADDRESS)),
-        json.dumps(kept_attributes(attributes), separators=(",", ":"), ensure_ascii=False),
+        server_address,
+        json.dumps(kept, separators=(",", ":"), ensure_ascii=False),
         scope,
         scope == semconv.INSTRUMENTATION_SCOPE,
     )
+
+
+def _times(span: Any, problems: list[str]) -> tuple[int, int]:
+    """Start and end, made sane: a start outside 2000..tomorrow is the time it arrived, an end before it is it."""
+    start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+    now_ns = time.time_ns()
+    if not EARLIEST_NS <= start_ns <= now_ns + FUTURE_SLACK_NS:
+        problems.append(f"start_time: {start_ns} is not a plausible time; the time it arrived is used")
+        duration = end_ns - start_ns if 0 <= end_ns - start_ns <= FUTURE_SLACK_NS else 0
+        start_ns, end_ns = now_ns - duration, now_ns
+    if end_ns < start_ns:
+        problems.append("end_time: before start_time; start_time is used")
+        end_ns = start_ns
+    return start_ns, end_ns
 
 
 def kept_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +278,7 @@ def kept_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         if key in _TYPED or key.startswith(CONTENT_ATTRIBUTE_PREFIXES):
             continue
         match = _SECRET_KEY.search(key)
-        kept[key] = f"[Scrubbed due to '{match.group(0)}']" if match else _scrub_value(value)
+        kept[key[:MAX_TEXT_CHARS]] = f"[Scrubbed due to '{match.group(0)}']" if match else _scrub_value(value)
     return kept
 
 
@@ -248,19 +298,35 @@ def _scrub_value(value: Any) -> Any:
     return value
 
 
-def _first_count(attributes: dict[str, Any], names: tuple[str, ...]) -> int | None:
+def _first_count(attributes: dict[str, Any], names: tuple[str, ...], problems: list[str]) -> int | None:
+    """A token count: a whole number from 0 to 10^9 (as int, integral float or digits), else None and flagged."""
     for name in names:
         value = attributes.get(name)
-        if isinstance(value, bool):
+        if value is None:
             continue
-        if isinstance(value, int):
-            return value if value >= 0 else None
-        if isinstance(value, float) and value.is_integer() and value >= 0:
-            return int(value)
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+            problems.append(f"{name}: {str(value)[:40]!r} is not a token count from 0 to {MAX_TOKENS}")
+            return None
+        return value
     return None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _text(attributes: dict[str, Any], name: str, problems: list[str]) -> str | None:
+    value = attributes.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{name}: expected a string, got {type(value).__name__}")
+        return None
+    return _clip(value, name, problems)
+
+
+def _clip(value: str, name: str, problems: list[str]) -> str:
+    if len(value) <= MAX_TEXT_CHARS:
+        return value
+    problems.append(f"{name}: {len(value)} characters, cut to {MAX_TEXT_CHARS}")
+    return value[:MAX_TEXT_CHARS]
