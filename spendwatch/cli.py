@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--http-port", type=int, help="OTLP/HTTP port (default 4318)")
     up.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default 4317)")
+    up.add_argument("--ingest-token", help="require this bearer token on OTLP (needed beyond loopback)")
+    up.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    up.add_argument("--log-format", choices=("plain", "json"), default="plain")
     up.set_defaults(run=_up)
     query = commands.add_parser("query", help="Run read-only SQL over the stored calls (llm_calls).")
     _database_flags(query)
@@ -110,17 +113,17 @@ def _format_flag(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     from spendwatch.config import resolve
 
-    flags = {name: getattr(args, name, None) for name in ("db", "config", "host", "http_port", "grpc_port")}
+    names = ("db", "config", "host", "http_port", "grpc_port", "ingest_token")
+    flags = {name: getattr(args, name, None) for name in names}
     return resolve(flags)
 
 
 def _up(args: argparse.Namespace) -> int:
-    import logging
-
     from spendwatch.collector.daemon import run
+    from spendwatch.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(_config(args))
+    configure_logging(args.log_level, args.log_format)
+    return run(_config(args), reload=lambda: _config(args))
 
 
 def _query(args: argparse.Namespace) -> int:

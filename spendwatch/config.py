@@ -47,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "SPENDWATCH_HOST", "host", lambda: "127.0.0.1", str, "address to listen on"),
     Setting("http_port", "SPENDWATCH_HTTP_PORT", "http_port", lambda: 4318, int, "OTLP/HTTP port"),
     Setting("grpc_port", "SPENDWATCH_GRPC_PORT", "grpc_port", lambda: 4317, int, "OTLP/gRPC port"),
+    Setting("ingest_token", "SPENDWATCH_INGEST_TOKEN", None, lambda: None, str, "the token exporters must send"),
     Setting(
         "max_queued_spans",
         "SPENDWATCH_MAX_QUEUED_SPANS",
@@ -86,6 +87,7 @@ class Config:
     host: str
     http_port: int
     grpc_port: int
+    ingest_token: str | None
     max_queued_spans: int
     retention: timedelta | None
     prices: dict[str, PriceOverride]

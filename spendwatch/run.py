@@ -36,6 +36,9 @@ def run_environment(command: list[str], endpoint: str, environ: dict[str, str]) 
         "OTEL_BSP_EXPORT_TIMEOUT": EXPORT_TIMEOUT_MILLIS,
         "OTEL_BSP_SCHEDULE_DELAY": "500",
     }
+    token = env.get("SPENDWATCH_INGEST_TOKEN")
+    if token:
+        defaults["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer%20{token}"
     for name, value in defaults.items():
         env.setdefault(name, value)
     return env

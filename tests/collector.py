@@ -15,8 +15,15 @@ import duckdb
 
 class Collector:
     def __init__(
-        self, db: Path, log: Path, config: Path | None = None, http_port: int = 0, env: dict | None = None
+        self,
+        db: Path,
+        log: Path,
+        config: Path | None = None,
+        http_port: int = 0,
+        env: dict | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
+        self.extra = list(extra)
         self.db = db
         self.log = log
         self.config = config
@@ -40,6 +47,7 @@ class Collector:
         ]
         if self.config is not None:
             command += ["--config", str(self.config)]
+        command += self.extra
         self._log_file = self.log.open("ab")
         self.process = subprocess.Popen(
             command, stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

@@ -12,12 +12,14 @@ through it, and tools that start the daemon on port 0 learn its ports.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import secrets
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,22 +77,40 @@ def _prune_daily(writer: Writer, keep: timedelta, stop: threading.Event) -> None
         stop.wait(RETENTION_INTERVAL_SECONDS)
 
 
-def run(config: Config, stop: threading.Event | None = None) -> int:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def run(config: Config, stop: threading.Event | None = None, reload: Callable[[], Config] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT (or `stop`); on SIGHUP, `reload()` gives the new rules and prices."""
     stop = stop or threading.Event()
+    if not is_loopback(config.host) and not config.ingest_token:
+        raise StartupError(
+            f"refusing to listen on {config.host} without an ingest token: set --ingest-token or "
+            "SPENDWATCH_INGEST_TOKEN (exporters send it as OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20...)"
+        )
     os.umask(0o077)  # the database, its WAL and the daemon file are the owner's alone
     store = open_store(config.db)
+    if store.migrations_applied:
+        logger.info("database %s: applied migrations %s", config.db, ", ".join(store.migrations_applied))
     writer = Writer(store, config.max_queued_spans)
     writer.start()
     ingest = Ingest(writer, Pricer(config.prices))
     try:
-        http = HttpReceiver(config.host, config.http_port, ingest)
-        grpc_receiver = GrpcReceiver(config.host, config.grpc_port, ingest)
+        http = HttpReceiver(config.host, config.http_port, ingest, ingest_token=config.ingest_token)
+        grpc_receiver = GrpcReceiver(config.host, config.grpc_port, ingest, ingest_token=config.ingest_token)
     except OSError as error:
         writer.stop()
         store.close()
         raise StartupError(f"cannot listen on {config.host}: {error}") from None
     started_at = datetime.now(UTC)
     token = secrets.token_urlsafe(32)
+    engine = {"rules": RulesEngine(lambda: store.con, config.rules)}
 
     def status() -> dict:
         cursor = store.con.cursor()
@@ -101,6 +121,10 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
                               FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))
                    FROM llm_call_spans"""
             ).fetchone()
+            (failed_deliveries,) = cursor.execute(
+                "SELECT count(*) FROM alert_deliveries WHERE gave_up_at IS NOT NULL OR "
+                "(delivered_at IS NULL AND attempts > 0)"
+            ).fetchone()
         finally:
             cursor.close()
         return {
@@ -110,20 +134,21 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
             "calls_stored": calls,
             "last_call_received_at": last_received.isoformat() if last_received else None,
             "unpriced_models": unpriced,
-            "rules_loaded": len(config.rules.rules),
+            "rules_loaded": len(engine["rules"].config.rules),
             "spans_received": ingest.counts.received,
+            "spans_stored": writer.stored,
             "spans_dropped": ingest.counts.dropped,
             "spans_rejected": ingest.counts.rejected,
             "duplicates_ignored": writer.duplicates,
+            "alert_deliveries_failing": failed_deliveries,
         }
 
     read_api = ReadApi(store, token, status)
-    rules = RulesEngine(lambda: store.con, config.rules)
+    http.ready = writer.healthy
     http.start()
     grpc_receiver.start()
     read_api.start()
-    rules.start()
-    retention = None
+    engine["rules"].start()
     if config.retention is not None:
         retention = threading.Thread(
             target=_prune_daily, args=(writer, config.retention, stop), name="spendwatch-retention", daemon=True
@@ -138,30 +163,54 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
     }
     daemon_file(config.db).write_text(json.dumps({**info, "token": token}))
     logger.info(
-        "spendwatch up: %s; OTLP/gRPC on %s:%d, OTLP/HTTP on %s:%d",
+        "spendwatch up: %s; OTLP/gRPC on %s:%d, OTLP/HTTP on %s:%d%s",
         config.db,
         config.host,
         grpc_receiver.port,
         config.host,
         http.port,
+        "; ingest token required" if config.ingest_token else "",
     )
+    reload_requested = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
-    stop.wait()
+    signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
+    while not stop.wait(0.2):
+        if reload_requested.is_set():
+            reload_requested.clear()
+            _reload(reload, engine, ingest, store)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     http.stop()
     read_api.stop()
-    rules.stop()
+    engine["rules"].stop()
     writer.stop()
     store.close()
     daemon_file(config.db).unlink(missing_ok=True)
     counts = ingest.counts
     logger.info(
-        "stopped: %d spans received, %d LLM calls stored, %d duplicates ignored, %d other spans dropped",
+        "stopped: %d spans received, %d LLM calls stored, %d duplicates ignored, %d other spans dropped, %d rejected",
         counts.received,
         writer.stored,
         writer.duplicates,
         counts.dropped,
+        counts.rejected,
     )
     return 0
+
+
+def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store) -> None:
+    """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
+    if reload is None:
+        return
+    try:
+        config = reload()
+    except UserError as error:
+        logger.error("reload refused; the running configuration stays:\n%s", error)
+        return
+    old = engine["rules"]
+    old.stop()
+    engine["rules"] = RulesEngine(lambda: store.con, config.rules)
+    engine["rules"].start()
+    ingest.pricer = Pricer(config.prices)
+    logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from concurrent import futures
 from typing import Any
@@ -50,11 +51,37 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
+class _IngestToken(grpc.ServerInterceptor):
+    """Every call must carry `authorization: Bearer <token>` in its metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+        def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong ingest token")
+
+        self._refusal = grpc.unary_unary_rpc_method_handler(refuse)
+
+    def intercept_service(self, continuation, handler_call_details):
+        supplied = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(str(supplied).encode(), self._expected):
+            return continuation(handler_call_details)
+        return self._refusal
+
+
 class GrpcReceiver:
-    def __init__(self, host: str, port: int, ingest: Ingest, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ingest: Ingest,
+        max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
+        ingest_token: str | None = None,
+    ):
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="spendwatch-otlp-grpc"),
             options=[("grpc.max_receive_message_length", max_body_bytes)],
+            interceptors=[_IngestToken(ingest_token)] if ingest_token else [],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(ingest), self._server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(ingest), self._server)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,6 +40,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, f"no OTLP endpoint at {path}\n".encode(), "text/plain")
             return
         request_type, response_type = signal
+        if not self._authorised():
+            self._drain()
+            self._send(401, b"missing or wrong ingest token\n", "text/plain", {"www-authenticate": "Bearer"})
+            return
         try:
             body = self._body()
             message, as_json = otlp.decode(
@@ -66,6 +72,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload, content_type = otlp.encode(response_type(), as_json)
         self._send(200, payload, content_type)
+
+    def _authorised(self) -> bool:
+        token = self.server.ingest_token
+        if not token:
+            return True
+        supplied = self.headers.get("authorization", "")
+        return hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode())
 
     def _body(self) -> bytes:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
@@ -97,10 +110,19 @@ class HttpReceiver(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, ingest: Ingest, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ingest: Ingest,
+        max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
+        ingest_token: str | None = None,
+    ):
         super().__init__((host, port), _Handler)
         self.ingest = ingest
         self.max_body_bytes = max_body_bytes
+        self.ingest_token = ingest_token
+        self.ready: Callable[[], bool] = lambda: True
         self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-otlp-http", daemon=True)
 
     @property

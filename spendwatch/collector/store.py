@@ -93,7 +93,7 @@ class Store:
     def _open(self) -> None:
         path = self.path
         self.con = connect(path)
-        migrate(self.con)
+        self.migrations_applied = migrate(self.con)
         columns = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
         self.con.execute(f"CREATE TEMP TABLE {_STAGING} ({columns})")
         self._appender = self.con.appender(_STAGING)

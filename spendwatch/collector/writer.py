@@ -39,9 +39,14 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="spendwatch-writer", daemon=True)
         self.stored = 0
         self.duplicates = 0
+        self.last_write_failed = False
 
     def start(self) -> None:
         self._thread.start()
+
+    def healthy(self) -> bool:
+        """Ready for exports: the writer runs and its last commit (if any) succeeded."""
+        return self._thread.is_alive() and not self.last_write_failed
 
     def submit(self, rows: Sequence[Sequence[Any]]) -> Future:
         """Queue rows for the next commit; the future's result is how many were new."""
@@ -108,6 +113,7 @@ class Writer:
         try:
             inserted = self.store.write(rows)
         except Exception as error:
+            self.last_write_failed = True
             logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
             for _, future in batches:
                 future.set_exception(error)
@@ -116,6 +122,7 @@ class Writer:
             except Exception as reopen_error:  # the next write will fail and try again
                 logger.error("reopening the database failed: %s", reopen_error)
             return
+        self.last_write_failed = False
         self.stored += inserted
         self.duplicates += len(rows) - inserted
         for _, future in batches:
