@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--http-port", type=int, help="OTLP/HTTP port (default 4318)")
     up.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default 4317)")
     up.add_argument("--ingest-token", help="require this bearer token on OTLP (needed beyond loopback)")
+    up.add_argument("--metrics-endpoint", help="export the daemon's own counters over OTLP/HTTP to this URL")
     up.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     up.add_argument("--log-format", choices=("plain", "json"), default="plain")
     up.set_defaults(run=_up)
@@ -113,7 +114,7 @@ def _format_flag(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     from spendwatch.config import resolve
 
-    names = ("db", "config", "host", "http_port", "grpc_port", "ingest_token")
+    names = ("db", "config", "host", "http_port", "grpc_port", "ingest_token", "metrics_endpoint")
     flags = {name: getattr(args, name, None) for name in names}
     return resolve(flags)
 

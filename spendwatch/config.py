@@ -49,6 +49,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grpc_port", "SPENDWATCH_GRPC_PORT", "grpc_port", lambda: 4317, int, "OTLP/gRPC port"),
     Setting("ingest_token", "SPENDWATCH_INGEST_TOKEN", None, lambda: None, str, "the token exporters must send"),
     Setting(
+        "metrics_endpoint",
+        "SPENDWATCH_METRICS_ENDPOINT",
+        "metrics_endpoint",
+        lambda: None,
+        str,
+        "an OTLP/HTTP endpoint for the daemon's own counters",
+    ),
+    Setting(
         "max_queued_spans",
         "SPENDWATCH_MAX_QUEUED_SPANS",
         "max_queued_spans",
@@ -88,6 +96,7 @@ class Config:
     http_port: int
     grpc_port: int
     ingest_token: str | None
+    metrics_endpoint: str | None
     max_queued_spans: int
     retention: timedelta | None
     prices: dict[str, PriceOverride]

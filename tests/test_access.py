@@ -154,3 +154,52 @@ def test_run_sends_the_ingest_token():
     env = run_environment(["app"], "http://127.0.0.1:4317", {"SPENDWATCH_INGEST_TOKEN": "t0ken"})
     assert env["OTEL_EXPORTER_OTLP_HEADERS"] == "authorization=Bearer%20t0ken"
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in run_environment(["app"], "http://127.0.0.1:4317", {})
+
+
+def test_the_daemons_counters_as_otel_metrics(tmp_path):
+    """The counters arrive at an OTLP/HTTP metrics endpoint, decoded here from the protobuf the SDK sends."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    points: dict[str, float] = {}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            request = metrics_service_pb2.ExportMetricsServiceRequest()
+            request.ParseFromString(self.rfile.read(int(self.headers["content-length"])))
+            for resource_metrics in request.resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        data = metric.sum if metric.HasField("sum") else metric.gauge
+                        for point in data.data_points:
+                            points[metric.name] = point.as_int or point.as_double
+            answer = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        collector = Collector(
+            tmp_path / "spendwatch.duckdb",
+            tmp_path / "log",
+            env={"SPENDWATCH_METRICS_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"},
+        ).start()
+        with httpx.Client(base_url=collector.http_endpoint) as client:
+            client.post("/v1/traces", json=valid_export())
+            client.post("/v1/traces", json=valid_export(model="acme-unpriced"))
+        assert collector.stop() == 0  # shutting down exports the counters once more
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert points["spendwatch.spans.received"] == 2
+    assert points["spendwatch.spans.stored"] == 2
+    assert points["spendwatch.models.unpriced"] == 1

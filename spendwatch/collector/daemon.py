@@ -31,6 +31,7 @@ from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.migrations import NewerSchemaError
 from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.read_api import ReadApi
+from spendwatch.collector.self_metrics import start_self_metrics
 from spendwatch.collector.store import Store
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
@@ -149,6 +150,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     grpc_receiver.start()
     read_api.start()
     engine["rules"].start()
+    meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     if config.retention is not None:
         retention = threading.Thread(
             target=_prune_daily, args=(writer, config.retention, stop), name="spendwatch-retention", daemon=True
@@ -184,6 +186,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     http.stop()
     read_api.stop()
     engine["rules"].stop()
+    if meters is not None:
+        meters.shutdown()
     writer.stop()
     store.close()
     daemon_file(config.db).unlink(missing_ok=True)

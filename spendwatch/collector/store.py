@@ -54,6 +54,7 @@ ROW_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 _STAGING = "_incoming_spans"
+MEMORY_LIMIT = "2GB"
 # The spans of one call (an SDK's span and ours inside it) start within this of each other: the writer
 # looks this far back from a batch for spans it supersedes or is superseded by, which keeps the cost of
 # a commit independent of the table's size.
@@ -70,7 +71,9 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
     if not read_only and not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
     # Nothing spendwatch does reads or writes other files through DuckDB: users' queries cannot either.
-    con = duckdb.connect(str(path), read_only=read_only, config={"enable_external_access": False})
+    # Queries (users', rules') get a memory ceiling: a runaway query fails rather than taking the machine.
+    config = {"enable_external_access": False, "memory_limit": MEMORY_LIMIT}
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
     con.execute("SET TimeZone = 'UTC'")
     return con
 
