@@ -109,7 +109,8 @@ KEY_INVENTORY_SQL = """
         SELECT api_key_id, min(start_time) AS first_seen FROM llm_calls
         WHERE api_key_id IS NOT NULL GROUP BY api_key_id
     )
-    SELECT c.api_key_id, any_value(c.api_key_hint) AS hint, string_agg(DISTINCT c.provider, ',' ORDER BY c.provider) AS providers,
+    SELECT c.api_key_id, any_value(c.api_key_hint) AS hint,
+           string_agg(DISTINCT c.provider, ',' ORDER BY c.provider) AS providers,
            any_value(seen.first_seen) AS first_seen, max(c.start_time) AS last_seen,
            string_agg(DISTINCT c.service_name, ',' ORDER BY c.service_name) AS services, count(*) AS calls,
            round(sum(c.cost_usd), 6) AS cost_usd
