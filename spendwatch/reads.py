@@ -76,20 +76,11 @@ def _daemon_request(info: dict[str, Any], method: str, path: str, payload: Any =
 
 
 def _query_file(db: Path, sql: str, params: list[Any]) -> tuple[list[str], list[list[Any]]]:
-    import duckdb
-
     from spendwatch.collector.readonly import check_read_only, run_query
-    from spendwatch.collector.store import connect
+    from spendwatch.collector.store import open_existing
 
     check_read_only(sql)
-    if not db.exists():
-        raise UserError(f"{db}: no such database (start `spendwatch up` to create it)")
-    try:
-        con = connect(db, read_only=True)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise UserError(f"{db}: locked by another process that is not a spendwatch daemon") from None
-        raise UserError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
+    con = open_existing(db, read_only=True)
     try:
         return run_query(con, sql, params=params, rollback=False)
     finally:

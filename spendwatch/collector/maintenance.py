@@ -15,7 +15,7 @@ from typing import TextIO
 import duckdb
 
 from spendwatch.collector.pricing import PriceOverride, Pricer
-from spendwatch.collector.store import connect
+from spendwatch.collector.store import open_existing
 from spendwatch.errors import UserError
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -32,22 +32,10 @@ def parse_duration(text: str) -> timedelta:
 
 def open_for_writing(db: Path) -> duckdb.DuckDBPyConnection:
     """The database opened to change it, with the daemon stopped (or a one-line error)."""
-    return _open(db, read_only=False)
-
-
-def _open(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     from spendwatch.collector.migrations import migrate
 
-    if not db.exists():
-        raise UserError(f"{db}: no such database (start `spendwatch up` to create it)")
-    try:
-        con = connect(db, read_only=read_only)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise UserError(f"{db}: in use by `spendwatch up`; stop it first, then run this again") from None
-        raise UserError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
-    if not read_only:
-        migrate(con)
+    con = open_existing(db, read_only=False)
+    migrate(con)
     return con
 
 
@@ -71,7 +59,7 @@ def reprice(
     except ValueError as error:
         raise UserError(f"--since: {error}") from None
     pricer = Pricer(overrides)
-    con = _open(db, read_only=False)
+    con = open_for_writing(db)
     try:
         where = "" if cutoff is None else "WHERE start_time >= ?"
         params = [] if cutoff is None else [cutoff]

@@ -78,6 +78,20 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
     return con
 
 
+def open_existing(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """The CLI's own connection to a database that must exist; each way it can fail is one line."""
+    from spendwatch.errors import UserError
+
+    if not db.exists():
+        raise UserError(f"{db}: no such database (start `spendwatch up` to create it)")
+    try:
+        return connect(db, read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise UserError(f"{db}: in use by `spendwatch up`; stop it first, then run this again") from None
+        raise UserError(f"{db}: cannot be opened: {str(error).splitlines()[0]}") from None
+
+
 class Store:
     """The daemon's one writing connection.
 
