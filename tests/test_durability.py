@@ -169,8 +169,10 @@ def test_a_write_failure_is_retryable_and_recovers_by_itself(tmp_path):
     with httpx.Client(base_url=collector.http_endpoint) as client:
         failed = client.post("/v1/traces", json=export_of(spans))
         assert failed.status_code == 503 and failed.headers["retry-after"] == "1"
+        assert client.get("/ready").status_code == 503 and client.get("/health").status_code == 200
         fail.unlink()  # the disk has room again
         assert client.post("/v1/traces", json=export_of(spans)).status_code == 200
+        assert client.get("/ready").status_code == 200
     assert collector.stop() == 0
     assert "writing 3 calls failed" in collector.log.read_text()
     assert collector.query("SELECT count(*) FROM llm_calls") == [(3,)]

@@ -27,8 +27,11 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("http: " + format, *args)
 
     def do_GET(self) -> None:
-        if self.path in ("/health", "/ready"):
+        if self.path == "/health":
             self._send(200, b"ok\n", "text/plain")
+        elif self.path == "/ready":
+            ready = self.server.ready()
+            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready: writes are failing\n", "text/plain")
         else:
             self._send(404, b"not found\n", "text/plain")
 
