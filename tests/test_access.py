@@ -203,3 +203,17 @@ def test_the_daemons_counters_as_otel_metrics(tmp_path):
     assert points["spendwatch.spans.received"] == 2
     assert points["spendwatch.spans.stored"] == 2
     assert points["spendwatch.models.unpriced"] == 1
+
+
+def test_queries_have_a_time_limit_through_the_daemon_and_on_the_file(tmp_path):
+    slow = "SELECT count(*) FROM range(100000000) AS a, range(100000000) AS b"
+    collector = Collector(
+        tmp_path / "spendwatch.duckdb", tmp_path / "log", env={"SPENDWATCH_QUERY_TIMEOUT": "0.5"}
+    ).start()
+    for _ in range(2):  # running, then stopped
+        started = time.monotonic()
+        result = run_cli("query", "--db", str(collector.db), slow, env={"SPENDWATCH_QUERY_TIMEOUT": "0.5"})
+        assert result.returncode == 2 and "ran longer than 0.5 s" in result.stderr
+        assert time.monotonic() - started < 20
+        if collector.process.poll() is None:
+            assert collector.stop() == 0

@@ -10,6 +10,7 @@ than its limit is interrupted.
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ import duckdb
 
 from spendwatch.errors import UserError
 
-QUERY_TIMEOUT_SECONDS = 60.0
+QUERY_TIMEOUT_SECONDS = float(os.environ.get("SPENDWATCH_QUERY_TIMEOUT") or 60)
 _QUERY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 READ_ONLY_CONFIG = {"enable_external_access": False}
 
