@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+RUNNING: list[Collector] = []  # the conftest stops whatever a failed test left running
+
 
 class Collector:
     def __init__(
@@ -22,8 +24,10 @@ class Collector:
         http_port: int = 0,
         env: dict | None = None,
         extra: tuple[str, ...] = (),
+        shared: bool = False,
     ) -> None:
         self.extra = list(extra)
+        self.shared = shared  # a fixture wider than one test owns it: not stopped after each test
         self.db = db
         self.log = log
         self.config = config
@@ -52,6 +56,7 @@ class Collector:
         self.process = subprocess.Popen(
             command, stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
         )
+        RUNNING.append(self)
         daemon_file = self.db.with_name(self.db.name + ".daemon.json")
         daemon_file.unlink(missing_ok=True)  # one left by a daemon that was killed
         deadline = time.monotonic() + 20

@@ -28,6 +28,30 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     yield
     spendwatch.uninstrument()
+    _stop_leftover_collectors()
+
+
+def _stop_leftover_collectors() -> None:
+    """A test that failed before stopping its daemon must not leave it running."""
+    from tests.collector import RUNNING
+
+    for collector in list(RUNNING):
+        if collector.process is not None and collector.process.poll() is None and not collector.shared:
+            collector.process.kill()
+            collector.process.wait()
+        if collector.process is None or collector.process.poll() is not None:
+            RUNNING.remove(collector)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_every_collector_at_the_end():
+    yield
+    from tests.collector import RUNNING
+
+    for collector in RUNNING:
+        if collector.process is not None and collector.process.poll() is None:
+            collector.process.kill()
+            collector.process.wait()
 
 
 @pytest.fixture(scope="session")

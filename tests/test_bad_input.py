@@ -125,7 +125,7 @@ def test_fuzzed_spans_become_sane_rows_that_store(fuzz_store, batch):
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bad-input")
-    collector = Collector(directory / "spendwatch.duckdb", directory / "log").start()
+    collector = Collector(directory / "spendwatch.duckdb", directory / "log", shared=True).start()
     yield collector
     if collector.process.poll() is None:
         collector.stop()

@@ -91,7 +91,7 @@ CALLS = [
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
     directory = tmp_path_factory.mktemp("cli")
-    collector = Collector(directory / "spendwatch.duckdb", directory / "collector.log").start()
+    collector = Collector(directory / "spendwatch.duckdb", directory / "collector.log", shared=True).start()
     with httpx.Client(base_url=collector.http_endpoint) as client:
         assert client.post("/v1/traces", json=export(CALLS)).status_code == 200
     yield collector
