@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -157,6 +158,11 @@ class StandinServer(ThreadingHTTPServer):
     def address(self) -> str:
         host, port = self.server_address[:2]
         return f"{host}:{port}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # a client that hung up early: what clients do, not a stand-in failure
+        super().handle_error(request, client_address)
 
     def next_serial(self) -> int:
         with self._lock:
