@@ -80,16 +80,20 @@ class GrpcReceiver:
     ):
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="spendwatch-otlp-grpc"),
-            options=[("grpc.max_receive_message_length", max_body_bytes)],
+            # No SO_REUSEPORT: a second daemon on the same port must fail, not silently share the exports.
+            options=[("grpc.max_receive_message_length", max_body_bytes), ("grpc.so_reuseport", 0)],
             interceptors=[_IngestToken(ingest_token)] if ingest_token else [],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(ingest), self._server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(ingest), self._server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(ingest), self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = self._server.add_insecure_port(address)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as error:  # newer grpcio raises where older ones returned 0
+            raise OSError(f"cannot listen for OTLP/gRPC on {address}: {error}") from None
         if self.port == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {address}")
+            raise OSError(f"cannot listen for OTLP/gRPC on {address}: the port is in use")
 
     def start(self) -> None:
         self._server.start()
