@@ -184,3 +184,22 @@ def _rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def test_exports_in_flight_are_bounded(tmp_path):
+    env = {"SPENDWATCH_TEST_WRITE_DELAY": "1.5", "SPENDWATCH_MAX_EXPORTS_IN_FLIGHT": "1"}
+    collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", env=env).start()
+    answers = []
+
+    def post() -> None:
+        answers.append(httpx.post(collector.http_endpoint + "/v1/traces", json=export_of(new_spans(1)), timeout=30))
+
+    first = threading.Thread(target=post)
+    first.start()
+    time.sleep(0.5)  # the first export now waits for the slowed writer
+    post()
+    first.join()
+    assert collector.stop() == 0
+    assert sorted(answer.status_code for answer in answers) == [200, 503]
+    refused = next(answer for answer in answers if answer.status_code == 503)
+    assert "too many exports in flight" in refused.text and refused.headers["retry-after"] == "1"

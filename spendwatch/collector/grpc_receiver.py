@@ -13,6 +13,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from spendwatch.collector import otlp
+from spendwatch.collector.http_receiver import MAX_EXPORTS_IN_FLIGHT
 from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.writer import Overloaded
 
@@ -83,6 +84,7 @@ class GrpcReceiver:
             # No SO_REUSEPORT: a second daemon on the same port must fail, not silently share the exports.
             options=[("grpc.max_receive_message_length", max_body_bytes), ("grpc.so_reuseport", 0)],
             interceptors=[_IngestToken(ingest_token)] if ingest_token else [],
+            maximum_concurrent_rpcs=MAX_EXPORTS_IN_FLIGHT,  # beyond: RESOURCE_EXHAUSTED, which exporters retry
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(ingest), self._server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(ingest), self._server)

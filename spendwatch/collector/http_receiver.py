@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,8 @@ from spendwatch.collector.writer import Overloaded
 logger = logging.getLogger("spendwatch.collector")
 
 RETRY_AFTER_SECONDS = 1
+# Each export in flight holds its body (up to the size limit) while it waits for the writer.
+MAX_EXPORTS_IN_FLIGHT = int(os.environ.get("SPENDWATCH_MAX_EXPORTS_IN_FLIGHT") or 64)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,6 +50,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain()
             self._send(401, b"missing or wrong ingest token\n", "text/plain", {"www-authenticate": "Bearer"})
             return
+        if not self.server.slots.acquire(blocking=False):  # too many exports in flight: memory stays bounded
+            self.close_connection = True  # the body is left unread
+            self._send(
+                503, b"too many exports in flight; retry\n", "text/plain", {"retry-after": str(RETRY_AFTER_SECONDS)}
+            )
+            return
+        try:
+            self._export(path, request_type, response_type)
+        finally:
+            self.server.slots.release()
+
+    def _export(self, path: str, request_type: type, response_type: type) -> None:
         try:
             body = self._body()
             message, as_json = otlp.decode(
@@ -126,6 +141,7 @@ class HttpReceiver(ThreadingHTTPServer):
         self.max_body_bytes = max_body_bytes
         self.ingest_token = ingest_token
         self.ready: Callable[[], bool] = lambda: True
+        self.slots = threading.BoundedSemaphore(MAX_EXPORTS_IN_FLIGHT)
         self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-otlp-http", daemon=True)
 
     @property
