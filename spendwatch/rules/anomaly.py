@@ -16,8 +16,8 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
-from spendwatch.rules.budget import GROUP_EXPRESSIONS, Query, as_datetime, filters_sql, scope_text, usd
-from spendwatch.rules.config import Rule, RulesConfig
+from spendwatch.rules.budget import Query, as_datetime, filters_sql, scope_text, usd
+from spendwatch.rules.config import GROUP_EXPRESSIONS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

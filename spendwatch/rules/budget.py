@@ -13,28 +13,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from spendwatch.rules.config import Rule, RulesConfig
+from spendwatch.rules.config import GROUP_EXPRESSIONS, WHERE_COLUMNS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 from spendwatch.rules.windows import Window, window_at
 
 Query = Callable[[str, Sequence[Any]], list[tuple]]
 LATE_GRACE = timedelta(hours=6)
-GROUP_EXPRESSIONS = {
-    "provider": "provider",
-    "api_key_id": "api_key_id",
-    "service_name": "service_name",
-    "service": "service_name",
-    "request_model": "request_model",
-    "response_model": "response_model",
-    "model": "coalesce(response_model, request_model)",
-    "operation": "operation",
-}
 _TOP = (("keys", "api_key_id"), ("models", "coalesce(response_model, request_model)"), ("services", "service_name"))
 
 
 def filters_sql(rule: Rule) -> tuple[str, list[Any]]:
-    from spendwatch.rules.config import WHERE_COLUMNS
-
     clauses, params = [], []
     for column, allowed in rule.where:
         marks = ", ".join("?" for _ in allowed)

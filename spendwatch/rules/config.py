@@ -30,16 +30,18 @@ WHERE_COLUMNS = {
     "model": ("request_model", "response_model"),
     "operation": ("operation",),
 }
-GROUP_COLUMNS = {
-    "provider",
-    "api_key_id",
-    "service_name",
-    "service",
-    "request_model",
-    "response_model",
-    "model",
-    "operation",
+# What `group_by` may name, and the SQL each groups by: `model` is the model that answered, else the one asked.
+GROUP_EXPRESSIONS = {
+    "provider": "provider",
+    "api_key_id": "api_key_id",
+    "service_name": "service_name",
+    "service": "service_name",
+    "request_model": "request_model",
+    "response_model": "response_model",
+    "model": "coalesce(response_model, request_model)",
+    "operation": "operation",
 }
+GROUP_COLUMNS = set(GROUP_EXPRESSIONS)
 COMMON_KEYS = {"name", "kind", "every", "where", "group_by", "notify"}
 KIND_KEYS = {
     "budget": COMMON_KEYS | {"window", "limit_usd", "thresholds", "forecast"},
