@@ -3,15 +3,18 @@
 genai-prices names providers its own way; `GENAI_PRICES_PROVIDER` maps the semconv names onto them. A
 model it does not know has no price (None), never a price of zero: an unpriced call must stay visible.
 
-Resolving a model to its price is the slow part (~80 µs); a price can change over time (genai-prices
-knows the dates), so resolutions are cached per (provider, model, day of the call). Tiered prices are
-applied to each call's own usage.
+Resolving a model to its price (~80 µs) and applying it (~100 µs) are too slow for every span of a
+busy fleet, so both are cached: a price can change over time (genai-prices knows the dates), so per
+(provider, model, day of the call). A price that is linear in the token counts — most are — is reduced
+once to four per-token rates, read off genai-prices itself and checked against it on a sample usage;
+tiered prices (and any price that fails that check) are applied by genai-prices to each call's usage.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -86,16 +89,74 @@ class Pricer:
                 return override.cost(*counts)
             model_price = _model_price(GENAI_PRICES_PROVIDER.get(provider or "", provider or ""), model, day)
             if model_price is not None:
-                from genai_prices import Usage
-
-                usage = Usage(
-                    input_tokens=counts[0],
-                    output_tokens=counts[1],
-                    cache_read_tokens=counts[2],
-                    cache_write_tokens=counts[3],
-                )
-                return float(model_price.calc_price(usage)["total_price"])
+                rates, up_to = _linear_rates(model_price)
+                if rates is not None and counts[2] + counts[3] <= counts[0] <= up_to:
+                    return float(_apply(rates, *counts))
+                return _calc(model_price, *counts)
         return None
+
+
+def _calc(model_price: Any, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
+    return float(_calc_exact(model_price, input_tokens, output_tokens, cache_read, cache_write))
+
+
+def _calc_exact(model_price: Any, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> Decimal:
+    from genai_prices import Usage
+
+    usage = Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+    return model_price.calc_price(usage)["total_price"]
+
+
+# USD per token, as genai-prices' own Decimals: uncached input, output, cache read, cache write. In
+# Decimal the sum is exact, so a call costs to the last bit what genai-prices would have said.
+_Rates = tuple[Decimal, Decimal, Decimal, Decimal]
+
+
+def _apply(rates: _Rates, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> Decimal:
+    uncached = input_tokens - cache_read - cache_write
+    return uncached * rates[0] + output_tokens * rates[1] + cache_read * rates[2] + cache_write * rates[3]
+
+
+_linear: dict[int, tuple[Any, _Rates | None, float]] = {}
+
+
+def _linear_rates(model_price: Any) -> tuple[_Rates | None, float]:
+    """The price's per-token rates where it is linear, and up to how many input tokens (cached per price).
+
+    A tiered price is linear up to its first tier (genai-prices applies a tier's rate to all tokens
+    once the input is above its start), so calls below that use the base rates.
+    """
+    cached = _linear.get(id(model_price))
+    if cached is not None and cached[0] is model_price:
+        return cached[1], cached[2]
+    rates: _Rates | None = None
+    up_to = float("inf")
+    try:
+        from genai_prices.types import TieredPrices
+
+        for value in vars(model_price).values():
+            if isinstance(value, TieredPrices) and value.tiers:
+                up_to = min(up_to, float(value.tiers[0].start))
+        probe = int(min(_PER_MILLION, up_to))
+        rates = (
+            _calc_exact(model_price, probe, 0, 0, 0) / probe,
+            _calc_exact(model_price, 0, probe, 0, 0) / probe,
+            _calc_exact(model_price, probe, 0, probe, 0) / probe,
+            _calc_exact(model_price, probe, 0, 0, probe) / probe,
+        )
+        scale = probe / _PER_MILLION
+        sample = (int(123_457 * scale), int(6_789 * scale), int(45_678 * scale), int(1_234 * scale))
+        if _apply(rates, *sample) != _calc_exact(model_price, *sample):
+            rates = None
+    except Exception:  # a price genai-prices cannot apply to a probe: leave it to each call
+        rates = None
+    _linear[id(model_price)] = (model_price, rates, up_to)
+    return rates, up_to
 
 
 @lru_cache(maxsize=8192)
