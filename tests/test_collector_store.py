@@ -47,14 +47,53 @@ LLM_CALLS_SCHEMA = [
 
 def test_a_blank_database_migrates_to_the_whole_schema():
     con = duckdb.connect()
-    assert migrate(con) == ["m001_initial", "m002_alerts", "m003_superseded_at_ingest"]
+    assert migrate(con) == [
+        "m001_initial",
+        "m002_alerts",
+        "m003_superseded_at_ingest",
+        "m004_no_persistent_indexes",
+    ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
     assert [name for (name,) in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()] == [
         "m001_initial",
         "m002_alerts",
         "m003_superseded_at_ingest",
+        "m004_no_persistent_indexes",
     ]
+    # no index on the calls: it would cost more bytes than the data (m004)
+    assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_constraints()"
+        " WHERE table_name = 'llm_call_spans' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchone() == (0,)
+
+
+def test_m004_keeps_every_stored_call(tmp_path):
+    """A database written before m004 comes out of it with the same rows, marks and defaults."""
+    from spendwatch.collector.migrations import MIGRATIONS
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    for function in MIGRATIONS[:3]:
+        function(con)
+        con.execute("INSERT INTO _migrations VALUES (?, now())", [function.__name__])
+    con.execute(
+        """
+        INSERT INTO llm_call_spans (trace_id, span_id, start_time, end_time, provider, input_tokens, cost_usd,
+                                    from_spendwatch, superseded, finish_reasons, attributes)
+        SELECT md5(i::VARCHAR), substr(md5(i::VARCHAR), 1, 16), TIMESTAMPTZ '2026-11-01' + INTERVAL (i) MINUTE,
+               TIMESTAMPTZ '2026-11-01' + INTERVAL (i) MINUTE + INTERVAL 2 SECOND, 'openai', i, i / 1000,
+               i % 2 = 0, i % 5 = 0, ['stop'], '{"server.port": 443}'
+        FROM range(1000) AS t(i)
+        """
+    )
+    before = con.execute("SELECT * FROM llm_call_spans ORDER BY trace_id").fetchall()
+    calls_before = con.execute("SELECT count(*), sum(cost_usd) FROM llm_calls").fetchone()
+    assert migrate(con) == ["m004_no_persistent_indexes"]
+    assert con.execute("SELECT * FROM llm_call_spans ORDER BY trace_id").fetchall() == before
+    assert con.execute("SELECT count(*), sum(cost_usd) FROM llm_calls").fetchone() == calls_before
+    assert calls_before[0] == 800  # the superseded fifth stays out of the view
 
 
 def test_database_and_its_directory_are_private(tmp_path):

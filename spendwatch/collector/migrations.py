@@ -180,6 +180,72 @@ def m003_superseded_at_ingest(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m004_no_persistent_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the primary key and the start-time index: together they were two thirds of the file.
+
+    Measured at a million calls (benchmarks/RESULTS.md): 339 bytes a call on disk, of which the
+    (trace_id, span_id) key took ~100 and the start_time index ~40; the writer also loaded that key into
+    memory to check each batch (312 MiB RSS after a few exports). Neither earns its place: the writer
+    now finds the spans it already stored with a join restricted to the batch's time range, which
+    DuckDB answers from its per-row-group min/max, and time filters use those same zone maps. The rows
+    are copied in start-time order, so old data is laid out as new data is appended.
+    """
+    con.execute("DROP VIEW llm_calls")
+    con.execute(
+        """
+        CREATE TABLE llm_call_spans_new (
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR NOT NULL,
+            parent_span_id VARCHAR,
+            start_time TIMESTAMPTZ NOT NULL,
+            end_time TIMESTAMPTZ NOT NULL,
+            duration_ms DOUBLE,
+            service_name VARCHAR,
+            provider VARCHAR,
+            operation VARCHAR,
+            request_model VARCHAR,
+            response_model VARCHAR,
+            response_id VARCHAR,
+            streaming BOOLEAN,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            cache_read_tokens BIGINT,
+            cache_write_tokens BIGINT,
+            reasoning_tokens BIGINT,
+            usage_estimated BOOLEAN NOT NULL DEFAULT false,
+            cost_usd DOUBLE,
+            api_key_id VARCHAR,
+            api_key_hint VARCHAR,
+            status_code INTEGER,
+            error_type VARCHAR,
+            finish_reasons VARCHAR[],
+            server_address VARCHAR,
+            attributes JSON,
+            instrumentation_scope VARCHAR,
+            from_spendwatch BOOLEAN NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            superseded BOOLEAN NOT NULL DEFAULT false
+        )
+        """
+    )
+    con.execute("INSERT INTO llm_call_spans_new BY NAME SELECT * FROM llm_call_spans ORDER BY start_time")
+    con.execute("DROP TABLE llm_call_spans")
+    con.execute("ALTER TABLE llm_call_spans_new RENAME TO llm_call_spans")
+    con.execute(
+        """
+        CREATE VIEW llm_calls AS
+        SELECT
+            trace_id, span_id, parent_span_id, start_time, end_time, duration_ms, service_name, provider,
+            operation, request_model, response_model, response_id, streaming, input_tokens, output_tokens,
+            cache_read_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_usd, api_key_id,
+            api_key_hint, status_code, error_type, finish_reasons, server_address, attributes
+        FROM llm_call_spans
+        WHERE NOT superseded
+        """
+    )
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
