@@ -137,14 +137,19 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from spendwatch.output import write_rows
-    from spendwatch.reads import query
-    from spendwatch.report import for_people, report_sql, with_totals
+    from functools import partial
 
-    by = [name.strip() for name in args.by.split(",") if name.strip()]
-    columns, rows = query(_config(args).db, report_sql(by, _since(args.since)))
-    rows = with_totals(columns, rows, by)
-    write_rows(sys.stdout, columns, for_people(columns, rows) if args.format == "table" else rows, args.format)
+    from spendwatch.reads import query
+    from spendwatch.report import build_report, parse_groups, write_csv, write_json
+
+    config, by, since = _config(args), parse_groups(args.by), _since(args.since)
+    if args.format == "table":
+        from spendwatch.report_table import print_report
+
+        print_report(sys.stdout, config, by, since)
+    else:
+        report = build_report(partial(query, config.db), by, since)
+        (write_json if args.format == "json" else write_csv)(sys.stdout, report)
     return 0
 
 
