@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
@@ -114,12 +114,17 @@ def print_report(out: TextIO, config: Config, by: list[str], since: timedelta | 
 def render_report(
     console: Console, report: Report, standings: Sequence[BudgetStanding] = (), rules: RulesConfig | None = None
 ) -> None:
-    if not console.is_terminal:  # a pipe or a file: no padding after the last cell of a line
-        with console.capture() as captured:
-            _render(console, report, standings, rules)
-        console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
-    else:
-        _render(console, report, standings, rules)
+    print_trimmed(console, lambda: _render(console, report, standings, rules))
+
+
+def print_trimmed(console: Console, draw: Callable[[], None]) -> None:
+    """Run `draw` on `console`; into a pipe or a file, without the padding rich leaves after a line's last cell."""
+    if console.is_terminal:
+        draw()
+        return
+    with console.capture() as captured:
+        draw()
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def _render(console: Console, report: Report, standings: Sequence[BudgetStanding], rules: RulesConfig | None) -> None:

@@ -361,3 +361,33 @@ def test_a_narrow_terminal_loses_token_columns_not_money(recent_db):
     assert "input tokens" not in table
     wide = cli_report(recent_db, "--by", "provider,model")
     assert "input tokens" in wide and max(map(len, wide.splitlines())) > 80
+
+
+def test_top_once_shows_the_last_minutes_by_key_and_model_through_the_daemon(tmp_path):
+    now = datetime.now(UTC)
+    calls = [
+        call(now - timedelta(minutes=3), 0.5),
+        call(now - timedelta(minutes=5), 0.02, model="gpt-4o-mini", key="key-b", error="500"),
+        call(now - timedelta(minutes=40), 9.0),  # before the 15 minutes
+    ]
+    db = write_database(tmp_path / "spendwatch.duckdb", calls)
+    config = tmp_path / "spendwatch.toml"
+    config.write_text('[keys]\n"key-b" = "search"\n')
+    collector = Collector(db, tmp_path / "collector.log").start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "spendwatch.cli", "top", "--db", str(db), "--config", str(config), "--once"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={name: value for name, value in os.environ.items() if name not in TERMINAL_VARIABLES},
+            check=False,
+        )
+    finally:
+        assert collector.stop() == 0
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert lines["key-a"][1:] == ["gpt-4o", "1", "0", "110", "$0.5000", "$0.0333"]
+    assert lines["key-b"][1:4] == ["search", "gpt-4o-mini", "1"] and lines["key-b"][4] == "1"  # named, one error
+    assert lines["total"][1:] == ["2", "1", "220", "$0.5200", "$0.0347"]
