@@ -132,12 +132,13 @@ def build_report(query: Query, by: list[str], since: timedelta | None, now: date
 
 
 def totals(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """MEASURES summed over `records`; a sum of nothing is None, as SQL's is, except the count of calls."""
+    """MEASURES summed over `records`; a sum of nothing is None, as SQL's is, but a count of nothing is 0."""
     total: dict[str, Any] = {}
     for measure in MEASURES[:-1]:
         values = [record[measure] for record in records if record[measure] is not None]
         total[measure] = sum(values) if values else None
-    total["calls"] = total["calls"] or 0
+    for count in ("calls", "errors", "unpriced_calls"):
+        total[count] = total[count] or 0
     input_tokens, cache_read = total["input_tokens"], total["cache_read_tokens"]
     total["cache_hit_share"] = (cache_read or 0) / input_tokens if input_tokens else None
     return total

@@ -160,7 +160,7 @@ def _table(report: Report, key_names: dict[str, str], dropped: frozenset[str] = 
     days_per_bucket = math.ceil(len(report.days) / MAX_SPARK_POINTS)
     spark_header = "per day" if days_per_bucket == 1 else f"per {days_per_bucket} days"
     table = Table(
-        title=f"Spend by {', '.join(report.by) or 'everything'}, {_period_text(report)}",
+        title=f"Spend{' by ' + ', '.join(report.by) if report.by else ''}, {_period_text(report)}",
         title_justify="left",
         title_style="bold",
         box=box.SIMPLE_HEAD,

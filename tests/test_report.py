@@ -153,6 +153,13 @@ def test_since_all_starts_at_the_first_stored_day(known_db):
     assert report.total["cost_usd"] == pytest.approx(165.0042) and report.total_daily[0] == 100.0
 
 
+def test_an_empty_period_has_zero_counts_and_no_spend(known_db):
+    report = build_report(partial(query, known_db), ["provider"], timedelta(minutes=1), NOW + timedelta(days=2))
+    assert report.rows == [] and report.total_daily == [0.0]
+    assert (report.total["calls"], report.total["errors"], report.total["unpriced_calls"]) == (0, 0, 0)
+    assert report.total["cost_usd"] is None  # no priced call: no total, as SQL's sum of nothing
+
+
 def test_sparkline_scales_to_the_largest_value_and_buckets_long_periods():
     assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
     assert sparkline([0.001, 1000]) == "▁█"  # any spend shows
