@@ -43,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--since", default="7d", help="calls started within this long ago (e.g. 7d, 24h; 'all')")
     report.add_argument("--by", default="provider,model", help="groups: provider, model, api_key_id, service_name, day")
     report.set_defaults(run=_report)
+    top = commands.add_parser("top", help="A live view of the last minutes' spend by key and model.")
+    _database_flags(top)
+    top.add_argument("--minutes", type=int, default=15, help="how far back each frame looks (default 15)")
+    top.add_argument("--by", default="api_key_id,model", help="groups, as for report (default api_key_id,model)")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between frames (default 2)")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.set_defaults(run=_top)
     status = commands.add_parser("status", help="Is a daemon running on this database, and what has it stored.")
     _database_flags(status)
     status.add_argument("--format", choices=("table", "json"), default="table")
@@ -137,15 +144,34 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from spendwatch.output import write_rows
-    from spendwatch.reads import query
-    from spendwatch.report import for_people, report_sql, with_totals
+    from functools import partial
 
-    by = [name.strip() for name in args.by.split(",") if name.strip()]
-    columns, rows = query(_config(args).db, report_sql(by, _since(args.since)))
-    rows = with_totals(columns, rows, by)
-    write_rows(sys.stdout, columns, for_people(columns, rows) if args.format == "table" else rows, args.format)
+    from spendwatch.reads import query
+    from spendwatch.report import build_report, parse_groups, write_csv, write_json
+
+    config, by, since = _config(args), parse_groups(args.by), _since(args.since)
+    if args.format == "table":
+        from spendwatch.report_table import print_report
+
+        print_report(sys.stdout, config, by, since)
+    else:
+        report = build_report(partial(query, config.db), by, since)
+        (write_json if args.format == "json" else write_csv)(sys.stdout, report)
     return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from spendwatch.report import parse_groups
+    from spendwatch.top import run_top
+
+    if args.minutes <= 0 or args.interval <= 0:
+        raise UserError("--minutes and --interval: expected numbers above 0")
+    by = parse_groups(args.by)
+    if not by:
+        raise UserError("--by: name at least one group")
+    return run_top(sys.stdout, _config(args), by, timedelta(minutes=args.minutes), args.interval, args.once)
 
 
 def _since(text: str):

@@ -1,13 +1,23 @@
-"""`spendwatch report`: spend, tokens, requests, errors and cache-hit share per group, with totals.
+"""`spendwatch report`: spend, tokens, requests, errors and cache-hit share per group, with totals, and each
+group's spend per day over the report's period.
 
+Two queries whatever the number of groups: one for the measures per group, one for the spend per group
+per day. Totals are summed here from the groups' rows, so they always agree with the rows shown.
 Unpriced calls (a model genai-prices and the config do not know) are counted in their own column, so a
 total that leaves them out says so instead of looking complete.
+
+For scripts, JSON is one object (`rows`, a separate `total`, the period's `days` and each row's spend per
+day as `daily_cost_usd`); CSV is the rows then one totals row whose first group column says `total`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TextIO
 
 from spendwatch.errors import UserError
 
@@ -30,15 +40,40 @@ MEASURES = (
     "unpriced_calls",
     "cache_hit_share",
 )
+_DAY = "CAST(date_trunc('day', start_time) AS DATE)"  # a UTC day: the CLI's and the daemon's sessions are in UTC
+
+# reads.query bound to a database: (sql, params) -> (columns, rows)
+Query = Callable[[str, list[Any]], tuple[list[str], list[list[Any]]]]
 
 
-def report_sql(by: list[str], since: timedelta | None) -> str:
+@dataclass
+class Report:
+    by: list[str]
+    start: datetime | None  # None: every stored call
+    end: datetime
+    days: list[date]  # the period's UTC days, oldest first
+    rows: list[dict[str, Any]]  # group values, then MEASURES, most spend first
+    daily: list[list[float]]  # per row, its spend on each of `days`
+    total: dict[str, Any]  # MEASURES over every row
+    total_daily: list[float]
+
+    @property
+    def unpriced_calls(self) -> int:
+        return self.total["unpriced_calls"] or 0
+
+
+def parse_groups(text: str) -> list[str]:
+    by = [name.strip() for name in text.split(",") if name.strip()]
     for name in by:
         if name not in DIMENSIONS:
             raise UserError(f"--by: unknown group {name!r}; expected any of {', '.join(DIMENSIONS)}")
+    return by
+
+
+def report_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
     groups = ", ".join(f"{DIMENSIONS[name]} AS {name}" for name in by)
-    where = "" if since is None else f"WHERE start_time >= now() - INTERVAL {int(since.total_seconds())} SECOND"
-    return f"""
+    where, params = _period(start)
+    sql = f"""
         SELECT {groups + "," if groups else ""}
                count(*) AS calls,
                count(*) FILTER (error_type IS NOT NULL) AS errors,
@@ -54,30 +89,91 @@ def report_sql(by: list[str], since: timedelta | None) -> str:
         {"GROUP BY ALL" if groups else ""}
         ORDER BY cost_usd DESC NULLS LAST, calls DESC
     """
+    return sql, params
 
 
-def with_totals(columns: list[str], rows: list[list[Any]], by: list[str]) -> list[list[Any]]:
-    """The rows and a totals row (its first group column says `total`)."""
-    if not by or not rows:
-        return rows
-    total: list[Any] = ["total"] + [None] * (len(by) - 1)
-    sums = {}
-    for measure in MEASURES:
-        index = columns.index(measure)
-        values = [row[index] for row in rows if row[index] is not None]
-        sums[measure] = sum(values) if values else None
-    input_tokens, cache_read = sums["input_tokens"], sums["cache_read_tokens"]
-    sums["cache_hit_share"] = (cache_read or 0) / input_tokens if input_tokens else None
-    return [*rows, total + [sums[measure] for measure in MEASURES]]
+def daily_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
+    """Spend per group per UTC day: one query for every row's sparkline."""
+    groups = "".join(f"{DIMENSIONS[name]} AS {name}, " for name in by)
+    where, params = _period(start)
+    sql = f"""SELECT {groups}{_DAY} AS report_day, coalesce(sum(cost_usd), 0) AS cost_usd
+              FROM llm_calls {where} GROUP BY ALL"""
+    return sql, params
 
 
-def for_people(columns: list[str], rows: list[list[Any]]) -> list[list[Any]]:
-    """Money as dollars and shares as percentages, for the table format."""
-    cost, share = columns.index("cost_usd"), columns.index("cache_hit_share")
-    shown = []
-    for row in rows:
-        row = list(row)
-        row[cost] = "" if row[cost] is None else f"${row[cost]:,.4f}"
-        row[share] = "" if row[share] is None else f"{row[share]:.1%}"
-        shown.append(row)
-    return shown
+def _period(start: datetime | None) -> tuple[str, list[Any]]:
+    return ("", []) if start is None else ("WHERE start_time >= ?", [start])
+
+
+def build_report(query: Query, by: list[str], since: timedelta | None, now: datetime | None = None) -> Report:
+    now = now or datetime.now(UTC)
+    start = None if since is None else now - since
+    columns, rows = query(*report_sql(by, start))
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    _, daily_rows = query(*daily_sql(by, start))
+    spend: dict[tuple, dict[date, float]] = {}
+    for *groups, day, cost in daily_rows:
+        spend.setdefault(tuple(groups), {})[_as_date(day)] = float(cost)
+    seen_days = [day for per_day in spend.values() for day in per_day]
+    first = start.astimezone(UTC).date() if start is not None else min(seen_days, default=now.date())
+    last = max([now.astimezone(UTC).date(), *seen_days])
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    daily = [[spend.get(tuple(record[name] for name in by), {}).get(day, 0.0) for day in days] for record in records]
+    return Report(
+        by=by,
+        start=start,
+        end=now,
+        days=days,
+        rows=records,
+        daily=daily,
+        total=totals(records),
+        total_daily=[sum(values) for values in zip(*daily, strict=True)] if daily else [0.0] * len(days),
+    )
+
+
+def totals(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """MEASURES summed over `records`; a sum of nothing is None, as SQL's is, but a count of nothing is 0."""
+    total: dict[str, Any] = {}
+    for measure in MEASURES[:-1]:
+        values = [record[measure] for record in records if record[measure] is not None]
+        total[measure] = sum(values) if values else None
+    for count in ("calls", "errors", "unpriced_calls"):
+        total[count] = total[count] or 0
+    input_tokens, cache_read = total["input_tokens"], total["cache_read_tokens"]
+    total["cache_hit_share"] = (cache_read or 0) / input_tokens if input_tokens else None
+    return total
+
+
+def _as_date(value: Any) -> date:
+    """A day from a query: a date from DuckDB, an ISO string through the daemon's read API."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def write_json(out: TextIO, report: Report) -> None:
+    from spendwatch.collector.readonly import json_safe
+
+    document = {
+        "by": report.by,
+        "since": None if report.start is None else report.start.isoformat(),
+        "until": report.end.isoformat(),
+        "days": [day.isoformat() for day in report.days],
+        "rows": [
+            {**record, "daily_cost_usd": series} for record, series in zip(report.rows, report.daily, strict=True)
+        ],
+        "total": {**report.total, "daily_cost_usd": report.total_daily},
+    }
+    json.dump(json_safe(document), out)
+    out.write("\n")
+
+
+def write_csv(out: TextIO, report: Report) -> None:
+    """The rows, then (when grouped) the totals row: its first group column says `total`, the others are empty."""
+    from spendwatch.collector.readonly import json_safe
+
+    writer = csv.writer(out)
+    writer.writerow([*report.by, *MEASURES])
+    for record in report.rows:
+        writer.writerow([json_safe(record[column]) for column in (*report.by, *MEASURES)])
+    if report.by and report.rows:
+        label = ["total"] + [""] * (len(report.by) - 1)
+        writer.writerow(label + [report.total[measure] for measure in MEASURES])

@@ -128,15 +128,15 @@ def test_query_in_every_format(database, mode):
 
 
 def test_report_groups_totals_and_unpriced(database, mode):
-    rows = json.loads(cli(database, "report", "--by", "provider,model", "--format", "json"))
-    by_model = {row["model"]: row for row in rows}
+    document = json.loads(cli(database, "report", "--by", "provider,model", "--format", "json"))
+    by_model = {row["model"]: row for row in document["rows"]}
     gpt = by_model["gpt-4o-mini"]
     assert (gpt["calls"], gpt["errors"], gpt["input_tokens"], gpt["unpriced_calls"]) == (2, 0, 2_000_000, 0)
     assert gpt["cache_hit_share"] == pytest.approx(0.25)
     assert by_model["claude-haiku-4-5"]["errors"] == 1
     assert by_model["acme-1"]["unpriced_calls"] == 1 and by_model["acme-1"]["cost_usd"] is None
-    total = rows[-1]
-    assert total["provider"] == "total" and total["calls"] == 4 and total["unpriced_calls"] == 1
+    total = document["total"]
+    assert total["calls"] == 4 and total["unpriced_calls"] == 1 and len(document["rows"]) == 3
     assert total["cost_usd"] == pytest.approx(gpt["cost_usd"])
     table = cli(database, "report", "--by", "api_key_id,day")
     assert "total" in table and "$" in table and "%" in table

@@ -66,11 +66,12 @@ EXAMPLE_QUERIES = (
 
 
 def run_demo(out: TextIO) -> int:
+    from spendwatch.config import resolve
     from spendwatch.demo.inbox import Inbox
     from spendwatch.instrumentation.keys import api_key_id
     from spendwatch.output import write_rows
     from spendwatch.reads import daemon_status, query
-    from spendwatch.report import for_people, report_sql, with_totals
+    from spendwatch.report_table import print_report
     from spendwatch.standin import StandinServer
 
     expected_calls = sum(len(calls) for calls in SCENARIOS.values())
@@ -98,9 +99,7 @@ def run_demo(out: TextIO) -> int:
                 time.sleep(0.1)
 
             print("$ spendwatch report --by provider,model --since all\n", file=out)
-            by = ["provider", "model"]
-            columns, rows = query(db, report_sql(by, None))
-            write_rows(out, columns, for_people(columns, with_totals(columns, rows, by)), "table")
+            print_report(out, resolve({"db": db, "config": config}), ["provider", "model"], None)
             for title, sql in EXAMPLE_QUERIES:
                 print(f'\n{title}:\n$ spendwatch query "{sql}"\n', file=out)
                 columns, rows = query(db, sql)

@@ -10,6 +10,7 @@ arrives late still counts toward its own window.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,20 +45,10 @@ def windows_to_check(rule: Rule, now: datetime, config: RulesConfig) -> list[Win
 
 def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query) -> list[Finding]:
     """Every (group, threshold) of the rule's windows that is crossed, whether or not it fired before."""
-    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
-    where, params = filters_sql(rule)
     findings = []
     windows = windows_to_check(rule, now, config)
     for window in windows:
-        rows = query(
-            f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
-                       count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
-                FROM llm_calls
-                WHERE start_time >= ? AND start_time < ? {where}
-                GROUP BY ALL""",
-            [window.start, window.end, *params],
-        )
-        for group_value, spent, unpriced in rows:
+        for group_value, spent, unpriced in spend_in_window(rule, window, query):
             crossed = [threshold for threshold in rule.thresholds if spent >= rule.limit_usd * threshold]
             for threshold in crossed:
                 findings.append(_finding(rule, window, group_value, threshold, spent, unpriced, config, query))
@@ -76,12 +67,10 @@ FORECAST_AFTER_FRACTION = 0.25
 
 def _forecast(rule, window, as_of, group_value, spent, config) -> Finding | None:
     """A linear projection of the window's spend to its end, when it passes the limit before the limit is."""
-    elapsed = (as_of - window.start) / (window.end - window.start)
-    if elapsed < FORECAST_AFTER_FRACTION or spent >= rule.limit_usd or spent <= 0:
+    projected = None if spent >= rule.limit_usd else projection(window, as_of, spent)
+    if projected is None or projected <= rule.limit_usd:
         return None
-    projected = spent / elapsed
-    if projected <= rule.limit_usd:
-        return None
+    elapsed = spent / projected
     message = "\n".join(
         [
             f"Budget rule {rule.name!r} forecast: {usd(spent)} spent in the first {elapsed:.0%} of the window; "
@@ -102,6 +91,70 @@ def _forecast(rule, window, as_of, group_value, spent, config) -> Finding | None
         title=f"{rule.name}: forecast {usd(projected)} of {usd(rule.limit_usd)}",
         message=message,
     )
+
+
+def projection(window: Window, as_of: datetime, spent: float) -> float | None:
+    """The window's spend at its end at the rate so far; None for a rolling window (it has no end), before a
+    quarter of the window has passed, or with nothing spent."""
+    if not window.calendar:
+        return None
+    elapsed = (as_of - window.start) / (window.end - window.start)
+    if elapsed < FORECAST_AFTER_FRACTION or spent <= 0:
+        return None
+    return spent / elapsed
+
+
+def spend_in_window(rule: Rule, window: Window, query: Query) -> list[tuple[str, float, int]]:
+    """(group value, spent, unpriced calls) of each of the rule's groups with calls in `window`."""
+    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
+    where, params = filters_sql(rule)
+    rows = query(
+        f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
+                   count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
+            FROM llm_calls
+            WHERE start_time >= ? AND start_time < ? {where}
+            GROUP BY ALL""",
+        [window.start, window.end, *params],
+    )
+    return [(group_value, float(spent), int(unpriced)) for group_value, spent, unpriced in rows]
+
+
+@dataclass(frozen=True)
+class BudgetStanding:
+    """Where one group of a budget rule stands in its current window: what `spendwatch report` shows."""
+
+    rule: Rule
+    group_value: str
+    window: Window
+    spent: float
+    unpriced: int
+    projected: float | None
+
+    @property
+    def share(self) -> float:
+        return self.spent / self.rule.limit_usd
+
+    @property
+    def level(self) -> str:
+        """`over` at or past the limit, `near` at or past the rule's first threshold, else `under`."""
+        if self.share >= 1:
+            return "over"
+        return "near" if self.share >= self.rule.thresholds[0] else "under"
+
+
+def budget_standings(rule: Rule, now: datetime, config: RulesConfig, query: Query) -> list[BudgetStanding]:
+    """Each group's spend in the rule's current window (as the rules see it, as of `now - settle`), most first.
+
+    A rule without groups always has its one standing, at $0 before its first call of the window.
+    """
+    window = windows_to_check(rule, now, config)[-1]
+    rows = spend_in_window(rule, window, query) or ([] if rule.group_by else [("", 0.0, 0)])
+    as_of = now - config.settle
+    standings = [
+        BudgetStanding(rule, group_value, window, spent, unpriced, projection(window, as_of, spent))
+        for group_value, spent, unpriced in rows
+    ]
+    return sorted(standings, key=lambda standing: (-standing.spent, standing.group_value))
 
 
 def _finding(rule, window, group_value, threshold, spent, unpriced, config, query) -> Finding:

@@ -1,0 +1,93 @@
+"""`spendwatch top`: the last minutes' spend by key and model, redrawn every few seconds.
+
+Each frame is the report's own query over a short period (through the daemon's read API while it runs),
+so `top` and `report` never disagree on what a call cost. `--once` prints one frame and exits: what a
+script or a test wants.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, TextIO
+
+from rich import box
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from spendwatch.report import build_report
+from spendwatch.report_table import aligned_money, console_for, print_trimmed
+
+if TYPE_CHECKING:
+    from spendwatch.config import Config
+
+MAX_ROWS = 20
+
+
+def frame(config: Config, by: list[str], window: timedelta) -> Table:
+    from spendwatch.reads import query
+
+    now = datetime.now(UTC)
+    report = build_report(partial(query, config.db), by, window, now)
+    minutes = window.total_seconds() / 60
+    table = Table(
+        title=f"Spend in the last {minutes:g} minutes, by {', '.join(by)}",
+        title_justify="left",
+        title_style="bold",
+        caption=f"{now:%H:%M:%S} UTC",
+        caption_justify="right",
+        caption_style="dim",
+        box=box.SIMPLE_HEAD,
+    )
+    for name in by:
+        table.add_column(name, no_wrap=True)
+    for header in ("calls", "errors", "tokens", "cost", "per minute"):
+        table.add_column(Text(header, justify="right"), justify="left" if header in ("cost", "per minute") else "right")
+    shown = report.rows[:MAX_ROWS]
+    records = [*shown, report.total]
+    costs = aligned_money([record["cost_usd"] for record in records])
+    rates = aligned_money([None if record["cost_usd"] is None else record["cost_usd"] / minutes for record in records])
+    for index, (record, cost, rate) in enumerate(zip(records, costs, rates, strict=True)):
+        is_total = index == len(records) - 1
+        if is_total:
+            table.add_section()
+            groups = ["total"] + [""] * (len(by) - 1)
+        else:
+            groups = [_group_text(name, record[name], config.rules.keys) for name in by]
+        tokens = (record["input_tokens"] or 0) + (record["output_tokens"] or 0)
+        table.add_row(
+            *groups,
+            f"{record['calls']:,}",
+            Text(f"{record['errors'] or 0:,}", style="red" if record["errors"] else "dim"),
+            f"{tokens:,}",
+            cost,
+            rate,
+            style="bold" if is_total else None,
+        )
+    if len(report.rows) > MAX_ROWS:
+        table.add_row(Text(f"... and {len(report.rows) - MAX_ROWS} more", style="dim"))
+    return table
+
+
+def _group_text(name: str, value: object, key_names: dict[str, str]) -> Text:
+    if value is None:
+        return Text("(none)", style="dim")
+    if name == "api_key_id" and value in key_names:
+        return Text(str(value)).append(f" {key_names[value]}", style="dim")
+    return Text(str(value))
+
+
+def run_top(out: TextIO, config: Config, by: list[str], window: timedelta, interval: float, once: bool) -> int:
+    console = console_for(out)
+    if once:
+        print_trimmed(console, lambda: console.print(frame(config, by, window)))
+        return 0
+    try:
+        with Live(frame(config, by, window), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)  # the refresh period, not a wait for anything
+                live.update(frame(config, by, window), refresh=True)
+    except KeyboardInterrupt:
+        return 0
