@@ -44,20 +44,10 @@ def windows_to_check(rule: Rule, now: datetime, config: RulesConfig) -> list[Win
 
 def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query) -> list[Finding]:
     """Every (group, threshold) of the rule's windows that is crossed, whether or not it fired before."""
-    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
-    where, params = filters_sql(rule)
     findings = []
     windows = windows_to_check(rule, now, config)
     for window in windows:
-        rows = query(
-            f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
-                       count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
-                FROM llm_calls
-                WHERE start_time >= ? AND start_time < ? {where}
-                GROUP BY ALL""",
-            [window.start, window.end, *params],
-        )
-        for group_value, spent, unpriced in rows:
+        for group_value, spent, unpriced in spend_by_group(rule, window, query):
             crossed = [threshold for threshold in rule.thresholds if spent >= rule.limit_usd * threshold]
             for threshold in crossed:
                 findings.append(_finding(rule, window, group_value, threshold, spent, unpriced, config, query))
@@ -74,14 +64,39 @@ def evaluate_budget(rule: Rule, now: datetime, config: RulesConfig, query: Query
 FORECAST_AFTER_FRACTION = 0.25
 
 
+def spend_by_group(rule: Rule, window: Window, query: Query) -> list[tuple[str, float, int]]:
+    """(group value, dollars spent, unpriced calls) of the rule's calls in `window`, per group of its `group_by`."""
+    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
+    where, params = filters_sql(rule)
+    rows = query(
+        f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
+                   count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
+            FROM llm_calls
+            WHERE start_time >= ? AND start_time < ? {where}
+            GROUP BY ALL""",
+        [window.start, window.end, *params],
+    )
+    return [(group_value, float(spent), unpriced) for group_value, spent, unpriced in rows]
+
+
+def projected_spend(window: Window, as_of: datetime, spent: float) -> float | None:
+    """The window's spend at its end at the rate so far; None while too little of it has passed to tell."""
+    if not window.calendar or spent <= 0:
+        return None
+    elapsed = (as_of - window.start) / (window.end - window.start)
+    if elapsed < FORECAST_AFTER_FRACTION:
+        return None
+    return spent / elapsed
+
+
 def _forecast(rule, window, as_of, group_value, spent, config) -> Finding | None:
     """A linear projection of the window's spend to its end, when it passes the limit before the limit is."""
-    elapsed = (as_of - window.start) / (window.end - window.start)
-    if elapsed < FORECAST_AFTER_FRACTION or spent >= rule.limit_usd or spent <= 0:
+    if spent >= rule.limit_usd:
         return None
-    projected = spent / elapsed
-    if projected <= rule.limit_usd:
+    projected = projected_spend(window, as_of, spent)
+    if projected is None or projected <= rule.limit_usd:
         return None
+    elapsed = spent / projected
     message = "\n".join(
         [
             f"Budget rule {rule.name!r} forecast: {usd(spent)} spent in the first {elapsed:.0%} of the window; "
