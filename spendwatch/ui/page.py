@@ -166,9 +166,10 @@ def _alerts_panel(data: Dashboard, zone: ZoneInfo) -> str:
     if not data.alerts:
         return _panel("alerts", "Recent alerts", _empty("No alerts yet."))
     lines = [
-        f"<tr><td class=num>{_when(alert.created_at, zone)}</td><td class=name>{escape(alert.title)}"
+        f"<tr><td class=num>{_when(alert.created_at, zone)}</td>"
+        f"<td class=name><span class=title>{escape(alert.title)}</span>"
         f"<br><small>{escape(alert.rule)} · {escape(alert.kind)}</small></td>"
-        f'<td><span class="state-{escape(alert.state)}">{escape(alert.state)}</span>'
+        f'<td><span class="state state-{escape(alert.state)}">{escape(alert.state)}</span>'
         f"<br><small>{escape(alert.deliveries)}"
         + (f" · {escape(alert.last_error)}" if alert.last_error else "")
         + "</small></td></tr>"

@@ -31,11 +31,11 @@ section.wide { grid-column: 1 / -1; }
 section.panel h2 { font-size: 1rem; margin: 0 0 .6rem; }
 .empty { color: var(--muted); font-style: italic; margin: .4rem 0; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: .3rem .5rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: .9rem; }
+th, td { padding: .3rem .4rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { color: var(--muted); font-weight: 600; font-size: .85rem; white-space: nowrap; }
 td.num, th.num { text-align: right; white-space: nowrap; }
-td.name { overflow-wrap: break-word; min-width: 6rem; }
+td.name { overflow-wrap: anywhere; min-width: 7rem; }
 svg.chart { width: 100%; height: auto; display: block; }
 svg .grid { stroke: var(--line); stroke-width: 1; }
 svg .baseline { stroke: var(--muted); stroke-width: 1; }
