@@ -27,11 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--http-port", type=int, help="OTLP/HTTP port (default 4318)")
     up.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (default 4317)")
+    up.add_argument("--ui-port", type=int, help="the dashboard's port on 127.0.0.1 (default 4320; 0: any free port)")
+    up.add_argument(
+        "--no-ui", dest="ui", action="store_const", const=False, help="serve no dashboard (also SPENDWATCH_UI=off)"
+    )
     up.add_argument("--ingest-token", help="require this bearer token on OTLP (needed beyond loopback)")
     up.add_argument("--metrics-endpoint", help="export the daemon's own counters over OTLP/HTTP to this URL")
     up.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     up.add_argument("--log-format", choices=("plain", "json"), default="plain")
     up.set_defaults(run=_up)
+    ui = commands.add_parser("ui", help="Print the dashboard's address (with its token) and open it in a browser.")
+    _database_flags(ui)
+    ui.add_argument("--no-open", action="store_true", help="only print the address")
+    ui.set_defaults(run=_ui)
     query = commands.add_parser("query", help="Run read-only SQL over the stored calls (llm_calls).")
     _database_flags(query)
     _format_flag(query)
@@ -121,7 +129,7 @@ def _format_flag(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     from spendwatch.config import resolve
 
-    names = ("db", "config", "host", "http_port", "grpc_port", "ingest_token", "metrics_endpoint")
+    names = ("db", "config", "host", "http_port", "grpc_port", "ui_port", "ui", "ingest_token", "metrics_endpoint")
     flags = {name: getattr(args, name, None) for name in names}
     return resolve(flags)
 
@@ -132,6 +140,16 @@ def _up(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level, args.log_format)
     return run(_config(args), reload=lambda: _config(args))
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from spendwatch.ui.opener import dashboard_address, open_in_browser
+
+    address = dashboard_address(_config(args).db)
+    print(address)
+    if not args.no_open:
+        open_in_browser(address)
+    return 0
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "SPENDWATCH_HOST", "host", lambda: "127.0.0.1", str, "address to listen on"),
     Setting("http_port", "SPENDWATCH_HTTP_PORT", "http_port", lambda: 4318, int, "OTLP/HTTP port"),
     Setting("grpc_port", "SPENDWATCH_GRPC_PORT", "grpc_port", lambda: 4317, int, "OTLP/gRPC port"),
+    Setting("ui_port", "SPENDWATCH_UI_PORT", "ui_port", lambda: 4320, int, "the dashboard's port on 127.0.0.1"),
+    Setting("ui", "SPENDWATCH_UI", "ui", lambda: True, bool, "serve the dashboard"),
     Setting("ingest_token", "SPENDWATCH_INGEST_TOKEN", None, lambda: None, str, "the token exporters must send"),
     Setting(
         "metrics_endpoint",
@@ -81,6 +83,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "keys",
     "daemon",
 }
+_BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
 
 
@@ -95,6 +98,8 @@ class Config:
     host: str
     http_port: int
     grpc_port: int
+    ui_port: int
+    ui: bool
     ingest_token: str | None
     metrics_endpoint: str | None
     max_queued_spans: int
@@ -142,6 +147,12 @@ def _typed(value: Any, setting: Setting, where: str) -> Any:
             return parse_duration(value)
         except ValueError as error:
             raise ConfigError(f"{where}: {error} ({setting.help})") from None
+    if setting.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOLEANS:
+            return _BOOLEANS[value.lower()]
+        raise ConfigError(f"{where}: expected true or false ({setting.help}), got {value!r}")
     if setting.kind is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
             raise ConfigError(f"{where}: expected a whole number ({setting.help}), got {value!r}")

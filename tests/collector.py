@@ -48,6 +48,8 @@ class Collector:
             str(self.http_port),
             "--grpc-port",
             "0",
+            "--ui-port",
+            "0",
         ]
         if self.config is not None:
             command += ["--config", str(self.config)]

@@ -222,7 +222,7 @@ def test_queries_have_a_time_limit_through_the_daemon_and_on_the_file(tmp_path):
 def test_a_second_daemon_on_the_same_ports_is_refused(tmp_path):
     first = Collector(tmp_path / "first.duckdb", tmp_path / "log").start()
     for flag, port in (("--grpc-port", first.info["grpc_port"]), ("--http-port", first.info["http_port"])):
-        ports = {"--http-port": "0", "--grpc-port": "0", flag: str(port)}
+        ports = {"--http-port": "0", "--grpc-port": "0", "--ui-port": "0", flag: str(port)}
         result = run_cli("up", "--db", str(tmp_path / "second.duckdb"), *[x for pair in ports.items() for x in pair])
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("spendwatch: cannot listen on 127.0.0.1")

@@ -337,7 +337,7 @@ def test_odd_values_are_stored_sanely_and_flagged(daemon):
 
 
 def test_a_locked_database(daemon):
-    result = run_cli("up", "--db", str(daemon.db), "--http-port", "0", "--grpc-port", "0")
+    result = run_cli("up", "--db", str(daemon.db), "--http-port", "0", "--grpc-port", "0", "--ui-port", "0")
     assert result.returncode == 2 and "in use by another process" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -347,7 +347,8 @@ def test_a_database_from_a_newer_schema(tmp_path):
     store.con.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', now())")
     store.close()
     before = (tmp_path / "new.duckdb").read_bytes()
-    result = run_cli("up", "--db", str(tmp_path / "new.duckdb"), "--http-port", "0", "--grpc-port", "0")
+    ports = ("--http-port", "0", "--grpc-port", "0", "--ui-port", "0")
+    result = run_cli("up", "--db", str(tmp_path / "new.duckdb"), *ports)
     assert result.returncode == 2 and "written by a newer spendwatch" in result.stderr
     assert (tmp_path / "new.duckdb").read_bytes() == before  # nothing changed
 
@@ -357,5 +358,5 @@ def test_an_unreadable_database(tmp_path):
     directory.mkdir()
     db = directory / "spendwatch.duckdb"
     db.mkdir()  # a directory where the file should be: unreadable as a database, whoever runs the test
-    result = run_cli("up", "--db", str(db), "--http-port", "0", "--grpc-port", "0")
+    result = run_cli("up", "--db", str(db), "--http-port", "0", "--grpc-port", "0", "--ui-port", "0")
     assert result.returncode == 2 and str(db) in result.stderr and "Traceback" not in result.stderr

@@ -203,7 +203,7 @@ def test_settings_resolve_flag_over_env_over_file(tmp_path, monkeypatch):
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     db = tmp_path / "notes.duckdb"
     db.write_text("not a database")
-    result = run_cli("up", "--db", str(db), "--http-port", "0", "--grpc-port", "0")
+    result = run_cli("up", "--db", str(db), "--http-port", "0", "--grpc-port", "0", "--ui-port", "0")
     assert result.returncode == 2
     assert "cannot be opened as a spendwatch database" in result.stderr and "Traceback" not in result.stderr
     assert db.read_text() == "not a database"

@@ -6,8 +6,9 @@ exports and finish the ones in flight, the writer commits what is queued, the da
 and closed, exit 0.
 
 Beside the database, `<db>.daemon.json` (private, like the database) says which process serves it, on
-which ports, and where its read API listens with which token: the CLI finds the daemon of a database
-through it, and tools that start the daemon on port 0 learn its ports.
+which ports, where its read API listens with which token, and where its dashboard is with the token
+that opens it: the CLI finds the daemon of a database through it, and tools that start the daemon on
+port 0 learn its ports.
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     started_at = datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     engine = {"rules": RulesEngine(lambda: store.con, config.rules)}
+    dashboard = None
+    if config.ui:
+        from spendwatch.ui.server import DashboardServer
+
+        try:
+            ui_token = secrets.token_urlsafe(32)
+            dashboard = DashboardServer(config.ui_port, store, ui_token, lambda: engine["rules"].config)
+        except OSError as error:
+            writer.stop()
+            store.close()
+            raise StartupError(
+                f"cannot serve the dashboard on 127.0.0.1:{config.ui_port}: {error.strerror or error}; "
+                "choose another --ui-port (0: any free port) or turn it off with --no-ui"
+            ) from None
 
     def status() -> dict:
         cursor = store.con.cursor()
@@ -149,6 +164,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     http.start()
     grpc_receiver.start()
     read_api.start()
+    if dashboard is not None:
+        dashboard.start()
     engine["rules"].start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     if config.retention is not None:
@@ -162,8 +179,10 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         "http_port": http.port,
         "grpc_port": grpc_receiver.port,
         "read_url": read_api.url,
+        "ui_url": dashboard.url if dashboard is not None else None,
     }
-    daemon_file(config.db).write_text(json.dumps({**info, "token": token}))
+    ui_token = {"ui_token": dashboard.token} if dashboard is not None else {}
+    daemon_file(config.db).write_text(json.dumps({**info, "token": token, **ui_token}))
     logger.info(
         "spendwatch up: %s; OTLP/gRPC on %s:%d, OTLP/HTTP on %s:%d%s",
         config.db,
@@ -173,6 +192,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         http.port,
         "; ingest token required" if config.ingest_token else "",
     )
+    if dashboard is not None:
+        logger.info("dashboard on %s (`spendwatch ui` opens it with its token)", dashboard.url)
     reload_requested = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
@@ -185,6 +206,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     grpc_receiver.stop()
     http.stop()
     read_api.stop()
+    if dashboard is not None:
+        dashboard.stop()
     engine["rules"].stop()
     if meters is not None:
         meters.shutdown()

@@ -180,7 +180,8 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME) or attributes.get("llm.request.type")
     if not isinstance(operation, str):
         operation = None
-    if operation in NOT_MODEL_CALLS or attributes.get("traceloop.span.kind") in NOT_MODEL_CALLS:
+    span_kind = attributes.get("traceloop.span.kind")  # any type: an array is not hashable
+    if operation in NOT_MODEL_CALLS or (isinstance(span_kind, str) and span_kind in NOT_MODEL_CALLS):
         return None
     problems: list[str] = []
     tokens = {column: _first_count(attributes, names, problems) for column, names in _TOKENS.items()}

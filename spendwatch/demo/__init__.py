@@ -140,6 +140,7 @@ def _start_collector(db: Path, log: Path, config: Path) -> subprocess.Popen:
         "0",
         "--grpc-port",
         "0",
+        "--no-ui",  # a demo's daemon lives for seconds; a real one may already serve the dashboard's port
     ]
     with log.open("wb") as log_file:
         daemon = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
