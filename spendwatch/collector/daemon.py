@@ -160,7 +160,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         }
 
     read_api = ReadApi(store, token, status)
-    http.ready = writer.healthy
+    started = threading.Event()  # ready means ready for everything: the daemon file is written too
+    http.ready = lambda: started.is_set() and writer.healthy()
     http.start()
     grpc_receiver.start()
     read_api.start()
@@ -183,6 +184,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     }
     ui_token = {"ui_token": dashboard.token} if dashboard is not None else {}
     daemon_file(config.db).write_text(json.dumps({**info, "token": token, **ui_token}))
+    started.set()
     logger.info(
         "spendwatch up: %s; OTLP/gRPC on %s:%d, OTLP/HTTP on %s:%d%s",
         config.db,

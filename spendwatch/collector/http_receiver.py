@@ -34,7 +34,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"ok\n", "text/plain")
         elif self.path == "/ready":
             ready = self.server.ready()
-            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready: writes are failing\n", "text/plain")
+            answer = b"ready\n" if ready else b"not ready: starting, or writes are failing\n"
+            self._send(200 if ready else 503, answer, "text/plain")
         else:
             self._send(404, b"not found\n", "text/plain")
 
