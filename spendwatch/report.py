@@ -1,8 +1,9 @@
 """`spendwatch report`: spend, tokens, requests, errors and cache-hit share per group, with totals, and each
 group's spend per day over the report's period.
 
-Two queries whatever the number of groups: one for the measures per group, one for the spend per group
-per day. Totals are summed here from the groups' rows, so they always agree with the rows shown.
+One query whatever the number of groups: the measures per group per UTC day. Each group's row, its spend
+per day and the totals are summed here from it (every measure adds up; the cache-hit share is a ratio
+of two sums), so they always agree with each other and the file is read once.
 Unpriced calls (a model genai-prices and the config do not know) are counted in their own column, so a
 total that leaves them out says so instead of looking complete.
 
@@ -71,10 +72,11 @@ def parse_groups(text: str) -> list[str]:
 
 
 def report_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
-    groups = ", ".join(f"{DIMENSIONS[name]} AS {name}" for name in by)
+    """The measures (but the cache-hit share, a ratio) per group and UTC day."""
+    groups = "".join(f"{DIMENSIONS[name]} AS {name}, " for name in by)
     where, params = _period(start)
     sql = f"""
-        SELECT {groups + "," if groups else ""}
+        SELECT {groups}{_DAY} AS report_day,
                count(*) AS calls,
                count(*) FILTER (error_type IS NOT NULL) AS errors,
                sum(input_tokens) AS input_tokens,
@@ -82,22 +84,11 @@ def report_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
                sum(cache_read_tokens) AS cache_read_tokens,
                sum(cost_usd) AS cost_usd,
                count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
-                   AS unpriced_calls,
-               sum(cache_read_tokens) / nullif(sum(input_tokens), 0) AS cache_hit_share
+                   AS unpriced_calls
         FROM llm_calls
         {where}
-        {"GROUP BY ALL" if groups else ""}
-        ORDER BY cost_usd DESC NULLS LAST, calls DESC
+        GROUP BY ALL
     """
-    return sql, params
-
-
-def daily_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
-    """Spend per group per UTC day: one query for every row's sparkline."""
-    groups = "".join(f"{DIMENSIONS[name]} AS {name}, " for name in by)
-    where, params = _period(start)
-    sql = f"""SELECT {groups}{_DAY} AS report_day, coalesce(sum(cost_usd), 0) AS cost_usd
-              FROM llm_calls {where} GROUP BY ALL"""
     return sql, params
 
 
@@ -109,11 +100,17 @@ def build_report(query: Query, by: list[str], since: timedelta | None, now: date
     now = now or datetime.now(UTC)
     start = None if since is None else now - since
     columns, rows = query(*report_sql(by, start))
-    records = [dict(zip(columns, row, strict=True)) for row in rows]
-    _, daily_rows = query(*daily_sql(by, start))
+    per_group: dict[tuple, list[dict[str, Any]]] = {}
     spend: dict[tuple, dict[date, float]] = {}
-    for *groups, day, cost in daily_rows:
-        spend.setdefault(tuple(groups), {})[_as_date(day)] = float(cost)
+    for row in rows:
+        record = dict(zip(columns, row, strict=True))
+        group = tuple(record[name] for name in by)
+        day = _as_date(record.pop("report_day"))
+        per_group.setdefault(group, []).append(record)
+        per_day = spend.setdefault(group, {})
+        per_day[day] = per_day.get(day, 0.0) + float(record["cost_usd"] or 0)
+    records = [{**dict(zip(by, group, strict=True)), **totals(days)} for group, days in per_group.items()]
+    records.sort(key=lambda record: (record["cost_usd"] is None, -(record["cost_usd"] or 0), -record["calls"]))
     seen_days = [day for per_day in spend.values() for day in per_day]
     first = start.astimezone(UTC).date() if start is not None else min(seen_days, default=now.date())
     last = max([now.astimezone(UTC).date(), *seen_days])
