@@ -45,7 +45,12 @@ class Recorder:
         self.classifier = classifier
 
     def start(self, method: str, url: Any, request: Any) -> Call | None:
-        match = self.classifier.classify(method, url.host, url.port, url.path)
+        if method != "POST":  # before touching the URL, whose properties cost a few µs each
+            return None
+        path = url.path
+        if not self.classifier.may_be_llm_call(method, path):
+            return None
+        match = self.classifier.classify(method, url.host, url.port, path)
         if match is None:
             return None
         return Call(self, match, request, url, get_current())

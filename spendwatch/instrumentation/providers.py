@@ -94,8 +94,13 @@ class Classifier:
     def from_env(cls) -> Classifier:
         return cls(parse_provider_hosts(os.environ.get(PROVIDER_HOSTS_ENV, "")))
 
+    @staticmethod
+    def may_be_llm_call(method: str, path: str) -> bool:
+        """The cheap first look every request of the app gets: model calls are POSTs to known paths."""
+        return method == "POST" and path.endswith(_ROUTE_SUFFIXES)
+
     def classify(self, method: str, host: str, port: int | None, path: str) -> Match | None:
-        if method != "POST" or not path.endswith(_ROUTE_SUFFIXES):
+        if not self.may_be_llm_call(method, path):
             return None
         route = next(route for route in ROUTES if path.endswith(route.path_suffix))
         provider = self.provider_for(host, port)
