@@ -1,6 +1,6 @@
 """What an instrumented app pays when its collector is down: per LLM call, and at exit.
 
-Run: python benchmarks/collector_down.py  (writes its figures to stdout; RESULTS.md keeps the last run)
+Run with the others: `python -m benchmarks` (or `--only collector_down`).
 
 1. Per call: the real openai SDK against the stand-in provider, uninstrumented, instrumented with the
    collector up, and instrumented with the collector down (OTLP/gRPC to a port nobody listens on), with
@@ -22,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import Section, Target, table
+
 CALLS = 300
 ROUNDS = 5
+QUICK_CALLS, QUICK_ROUNDS = 60, 1
 
 
 def dead_port() -> int:
@@ -32,7 +35,7 @@ def dead_port() -> int:
         return probe.getsockname()[1]
 
 
-def per_call_medians() -> dict[str, float]:
+def per_call_medians(calls: int = CALLS, rounds: int = ROUNDS) -> dict[str, float]:
     import openai
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
@@ -48,7 +51,7 @@ def per_call_medians() -> dict[str, float]:
 
         def timed() -> float:
             samples = []
-            for _ in range(CALLS):
+            for _ in range(calls):
                 started = time.perf_counter_ns()
                 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
                 samples.append((time.perf_counter_ns() - started) / 1000)
@@ -62,7 +65,7 @@ def per_call_medians() -> dict[str, float]:
             providers[name] = provider
         timed()  # warm-up
         instrumentor = SpendwatchInstrumentor()
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             results["uninstrumented"].append(timed())
             for name, provider in providers.items():
                 instrumentor.instrument(tracer_provider=provider)
@@ -121,17 +124,33 @@ def exit_seconds() -> dict[str, float]:
     return results
 
 
-def main() -> None:
-    sys.path.insert(0, str(Path(__file__).parent.parent))
-    medians = per_call_medians()
+def run(quick: bool) -> Section:
+    calls, rounds = (QUICK_CALLS, QUICK_ROUNDS) if quick else (CALLS, ROUNDS)
+    medians = per_call_medians(calls, rounds)
     base = medians["uninstrumented"]
-    print(f"Per call (median of {ROUNDS} rounds x {CALLS} calls, openai SDK, non-streaming chat):")
-    for name, value in medians.items():
-        print(f"  {name:<16} {value:8.0f} us  ({value - base:+.0f} us)")
-    print("App exit with the collector down (one call, then exit):")
-    for name, seconds in exit_seconds().items():
-        print(f"  {name:<36} {seconds:5.2f} s")
+    per_call = table(
+        ["", "median per call", "added"],
+        [
+            [name, f"{value:.0f} µs", "" if name == "uninstrumented" else f"{value - base:+.0f} µs"]
+            for name, value in medians.items()
+        ],
+    )
+    exits = exit_seconds()
+    at_exit = table(["", "wall time"], [[name, f"{seconds:.2f} s"] for name, seconds in exits.items()])
+    body = f"""Per call: median of {rounds} round(s) x {calls} calls of the real openai SDK (non-streaming chat)
+against the stand-in, with a BatchSpanProcessor and the OTLP/gRPC exporter — to a live receiver, and to
+a port nobody listens on. Wall clock, in one process: read the difference between the two instrumented
+rows, not the absolute overhead (that is the first section's figure).
 
+{per_call}
 
-if __name__ == "__main__":
-    main()
+An app that makes one call and exits, with the collector down:
+
+{at_exit}
+"""
+    exit_bound = exits["spendwatch run"] - exits["uninstrumented"]
+    return Section(
+        "What an app pays when its collector is down",
+        body,
+        [Target("exit with the collector down, added by `spendwatch run`", exit_bound, 1.5, f"{exit_bound:.2f} s")],
+    )

@@ -135,6 +135,7 @@ class Daemon:
                 str(self.http_port),
                 "--grpc-port",
                 str(self.grpc_port),
+                "--no-ui",
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

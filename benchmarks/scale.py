@@ -200,15 +200,28 @@ def generate(db: Path, calls: int) -> float:
     return time.perf_counter() - started
 
 
-RAW_SQL = """
+# What the report asks, written by hand against the table: the measures per provider and model, and
+# the spend per provider, model and day (the report's sparklines).
+RAW_SQL = (
+    """
     SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS calls,
            count(*) FILTER (error_type IS NOT NULL) AS errors, sum(input_tokens), sum(output_tokens),
-           sum(cache_read_tokens), sum(cost_usd)
+           sum(cache_read_tokens), sum(cost_usd),
+           count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL),
+           sum(cache_read_tokens) / nullif(sum(input_tokens), 0)
     FROM llm_call_spans
     WHERE start_time >= now() - INTERVAL {seconds} SECOND
     GROUP BY ALL
     ORDER BY 8 DESC
-"""
+    """,
+    """
+    SELECT provider, coalesce(response_model, request_model) AS model, CAST(start_time AS DATE),
+           coalesce(sum(cost_usd), 0)
+    FROM llm_call_spans
+    WHERE start_time >= now() - INTERVAL {seconds} SECOND
+    GROUP BY ALL
+    """,
+)
 
 
 def timed(function, repeats: int) -> Spread:
@@ -221,18 +234,22 @@ def timed(function, repeats: int) -> Spread:
 
 
 def report(db: Path, since: timedelta) -> None:
-    from spendwatch import reads
-    from spendwatch.report import report_sql, with_totals
+    """What `spendwatch report --by provider,model --format json` computes, through `reads`."""
+    from functools import partial
 
-    columns, rows = reads.query(db, report_sql(["provider", "model"], since), [])
-    with_totals(columns, rows, ["provider", "model"])
+    from spendwatch import reads
+    from spendwatch.report import build_report
+
+    build_report(partial(reads.query, db), ["provider", "model"], since)
 
 
 def raw_on_file(db: Path, since: timedelta) -> None:
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
-        con.execute(RAW_SQL.format(seconds=int(since.total_seconds()))).fetchall()
+        for sql in RAW_SQL:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(sql.format(seconds=int(since.total_seconds()))).fetchall()
 
 
 def rule_tick(db: Path, directory: Path) -> float:
@@ -260,6 +277,21 @@ def rule_tick(db: Path, directory: Path) -> float:
     return statistics.median(samples)
 
 
+def dashboard(info: dict, period: str) -> None:
+    """One load of the dashboard page, with its data: a single GET, as a browser makes it."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(info["ui_url"])
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    connection.request("GET", f"/?period={period}", headers={"cookie": f"spendwatch_ui_{url.port}={info['ui_token']}"})
+    response = connection.getresponse()
+    page = response.read()
+    connection.close()
+    if response.status != 200 or b"<svg" not in page:
+        raise RuntimeError(f"dashboard answered {response.status}")
+
+
 def daemon_figures(db: Path, since_days: tuple[int, ...]) -> dict[str, float]:
     """Through a running daemon: report times, then the acknowledgement of ten 512-span exports one after
     another (each commit checks its spans against those stored), and the daemon's RSS after all that."""
@@ -283,6 +315,8 @@ def daemon_figures(db: Path, since_days: tuple[int, ...]) -> dict[str, float]:
             str(daemon.http_port),
             "--grpc-port",
             str(daemon.grpc_port),
+            "--ui-port",
+            "0",
         ],
         stdout=daemon.log,
         stderr=subprocess.STDOUT,
@@ -298,6 +332,10 @@ def daemon_figures(db: Path, since_days: tuple[int, ...]) -> dict[str, float]:
         for days in since_days:
             through_daemon(days)
             figures[f"daemon_{days}d"] = timed(lambda days=days: through_daemon(days), 5).median
+        info = json.loads(db.with_name(db.name + ".daemon.json").read_text())
+        for period in ("24h", "30d"):
+            dashboard(info, period)
+            figures[f"dashboard_{period}"] = timed(lambda period=period: dashboard(info, period), 5).median
         from benchmarks.ingest import build_payloads, send_http
 
         latencies: list[float] = []
@@ -350,6 +388,9 @@ def run(quick: bool) -> Section:
             targets.append(
                 Target(f"{label}: report {days}d / raw GROUP BY (daemon)", daemon_ratio, 1.2, f"{daemon_ratio:.2f}")
             )
+        for period in ("24h", "30d"):
+            load = figures[f"dashboard_{period}"]
+            targets.append(Target(f"{label}: dashboard page with its data, {period}", load, 1000, f"{load:.0f} ms"))
         targets.append(Target(f"{label}: one tick of 9 rules", figures["tick_ms"], 200, f"{figures['tick_ms']:.0f} ms"))
         per_call = figures["bytes_per_call"]
         targets.append(Target(f"{label}: bytes on disk per call", per_call, 80, f"{per_call:.0f} B"))
@@ -371,6 +412,7 @@ def run(quick: bool) -> Section:
             f"{figures['generate_s']:.0f} s",
             f"{figures['bytes_per_call']:.0f} B",
             f"{figures['tick_ms']:.0f} ms",
+            f"{figures['dashboard_24h']:.0f} / {figures['dashboard_30d']:.0f} ms",
             f"{figures['rss_idle']:.0f} MiB",
             f"{figures['ack_ms']:.0f} ms",
             f"{figures['rss_after']:.0f} MiB",
@@ -383,6 +425,7 @@ def run(quick: bool) -> Section:
             "generated in",
             "bytes per call on disk",
             "rule tick (9 rules)",
+            "dashboard 24h / 30d",
             "daemon RSS, idle",
             "ack of a 512-span export",
             "RSS after reports and exports",
@@ -390,8 +433,10 @@ def run(quick: bool) -> Section:
         storage_rows,
     )
     body = f"""Medians of 5 runs (the rule tick: of 3, after one to warm up). The raw GROUP BY opens the file
-read-only and groups by provider and model, as a user would; `report` is the same command's function
-on the file (the daemon down) and through a running daemon's read API (HTTP, token, JSON).
+read-only and asks by hand what the report asks — the measures per provider and model, and the spend
+per provider, model and day for the sparklines; `report` is what `spendwatch report --by
+provider,model --format json` computes, on the file (the daemon down) and through a running daemon's
+read API (HTTP, token, JSON). The dashboard is one GET of its page, data included.
 
 {query_table}
 
