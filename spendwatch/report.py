@@ -29,7 +29,7 @@ DIMENSIONS = {
     "service_name": "service_name",
     "service": "service_name",
     "operation": "operation",
-    "day": "CAST(date_trunc('day', start_time) AS DATE)",
+    "day": "DATE '1970-01-01' + CAST(epoch_us(start_time) // 86400000000 AS INTEGER)",
 }
 MEASURES = (
     "calls",
@@ -41,7 +41,9 @@ MEASURES = (
     "unpriced_calls",
     "cache_hit_share",
 )
-_DAY = "CAST(date_trunc('day', start_time) AS DATE)"  # a UTC day: the CLI's and the daemon's sessions are in UTC
+# A UTC day, by integer arithmetic on the epoch: date_trunc on a TIMESTAMPTZ asks the ICU calendar for
+# every row, which made it 15x the cost of the rest of the report's query at 10M calls.
+_DAY = DIMENSIONS["day"]
 
 # reads.query bound to a database: (sql, params) -> (columns, rows)
 Query = Callable[[str, list[Any]], tuple[list[str], list[list[Any]]]]

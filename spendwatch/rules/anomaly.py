@@ -42,10 +42,12 @@ def evaluate_anomaly(rule: Rule, now: datetime, config: RulesConfig, query: Quer
     first = latest_end - (count + MAX_EPISODE_BUCKETS + 1) * rule.bucket
     group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
     where, params = filters_sql(rule)
-    width = f"INTERVAL '{int(rule.bucket.total_seconds())} seconds'"
+    # Buckets by integer arithmetic on the epoch: time_bucket on a TIMESTAMPTZ goes through the ICU
+    # calendar for every row, ~5x the cost of the whole query at 10M calls.
+    width_us = rule.bucket // timedelta(microseconds=1)
     rows = query(
         f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value,
-                   time_bucket({width}, start_time, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
+                   epoch_us(start_time) // {width_us} AS bucket,
                    {METRIC_SQL[rule.metric]} AS value
             FROM llm_calls WHERE start_time >= ? AND start_time < ? {where}
             GROUP BY ALL""",
@@ -53,7 +55,9 @@ def evaluate_anomaly(rule: Rule, now: datetime, config: RulesConfig, query: Quer
     )
     series: dict[str, dict[datetime, float]] = {}
     for group_value, bucket, value in rows:
-        series.setdefault(group_value, {})[as_datetime(bucket)] = float(value) if value is not None else None
+        series.setdefault(group_value, {})[_EPOCH + int(bucket) * rule.bucket] = (
+            float(value) if value is not None else None
+        )
     findings = []
     for group_value, values in series.items():
         latest = latest_end - rule.bucket
