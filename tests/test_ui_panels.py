@@ -101,7 +101,7 @@ def test_hourly_buckets_for_a_day(world):
 def test_top_tables_equal_sql(world, what, column):
     con, rules = world
     period = panels.period_of("30d", NOW, rules)
-    rows = panels.top(query_on(con), what, period, rules)
+    rows = panels.tops(query_on(con), period, rules)[what]
     expected = sql(
         con,
         f"""SELECT {column}, sum(cost_usd), sum(input_tokens) + sum(output_tokens), count(*),
