@@ -219,13 +219,20 @@ def _top_spenders(rule: Rule, window: Window, group_value: str, query: Query) ->
     if rule.group_by:
         where += f" AND coalesce(CAST({GROUP_EXPRESSIONS[rule.group_by]} AS VARCHAR), '(none)') = ?"
         params.append(group_value)
-    top = {}
-    for label, expression in _TOP:
-        rows = query(
-            f"""SELECT coalesce(CAST({expression} AS VARCHAR), '(none)'), sum(cost_usd) AS spent FROM llm_calls
-                WHERE start_time >= ? AND start_time < ? AND cost_usd IS NOT NULL {where}
-                GROUP BY 1 ORDER BY spent DESC, 1 LIMIT 3""",
-            [window.start, window.end, *params],
-        )
-        top[label] = [(value, float(amount)) for value, amount in rows]
+    # One pass for every label (GROUPING SETS): an alert on a month's budget reads a month of calls.
+    which = " ".join(f"WHEN grouping({expression}) = 0 THEN '{label}'" for label, expression in _TOP)
+    value = " ".join(f"WHEN grouping({expression}) = 0 THEN {expression}" for _, expression in _TOP)
+    sets = ", ".join(f"({expression})" for _, expression in _TOP)
+    rows = query(
+        f"""SELECT CASE {which} END AS label, coalesce(CAST(CASE {value} END AS VARCHAR), '(none)') AS value,
+                   sum(cost_usd) AS spent
+            FROM llm_calls
+            WHERE start_time >= ? AND start_time < ? AND cost_usd IS NOT NULL {where}
+            GROUP BY GROUPING SETS ({sets})""",
+        [window.start, window.end, *params],
+    )
+    top: dict[str, list[tuple[str, float]]] = {label: [] for label, _ in _TOP}
+    for label, value, spent in sorted(rows, key=lambda row: (-row[2], row[1])):
+        if len(top[label]) < 3:
+            top[label].append((value, float(spent)))
     return top
