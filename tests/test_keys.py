@@ -40,6 +40,18 @@ def test_where_keys_are_found():
     assert api_key_from_request({"authorization": "Basic dXNlcg=="}, None) is None
 
 
+def test_keys_are_found_in_httpx_headers_whatever_their_case_and_order():
+    import httpx
+    import httpx2
+
+    for module in (httpx, httpx2):
+        headers = module.Headers([("Authorization", "Bearer gateway"), ("X-Api-Key", " k1 "), ("x-api-key", "k9")])
+        assert api_key_from_request(headers, "query") == "k1"  # the provider's header, the first of them
+        assert api_key_from_request(module.Headers({"AUTHORIZATION": "bearer  tok "}), None) == "tok"
+        assert api_key_from_request(module.Headers({"x-goog-api-key": "g"}), None) == "g"
+        assert api_key_from_request(module.Headers({"accept": "*/*"}), "k4") == "k4"
+
+
 def test_keys_id_needs_a_key(capsys, monkeypatch):
     import io
 

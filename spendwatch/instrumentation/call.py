@@ -230,7 +230,7 @@ class Call:
         if answered:
             attributes[semconv.SPENDWATCH_USAGE_ESTIMATED] = estimated
 
-        key = api_key_from_request(self.request.headers, url.params.get("key"))
+        key = api_key_from_request(self.request.headers, url.params.get("key") if url.query else None)
         if key:
             attributes[semconv.SPENDWATCH_API_KEY_ID] = api_key_id(key)
             hint = api_key_hint(key)

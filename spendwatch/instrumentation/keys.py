@@ -29,15 +29,30 @@ def api_key_hint(key: str) -> str | None:
     return key[-4:] if len(key) >= _HINT_MIN_KEY_LENGTH else None
 
 
+_LOOKED_AT = (*_KEY_HEADERS, "authorization")
+_RANK = {name.encode(): rank for rank, name in enumerate(_LOOKED_AT)}
+
+
 def api_key_from_request(headers: Any, query_key: str | None) -> str | None:
     """The credential of a request: a provider key header, a bearer token, or Gemini's `key=` parameter."""
-    for name in _KEY_HEADERS:
-        value = headers.get(name)
+    raw = getattr(headers, "raw", None)
+    found = _one_pass(raw) if raw is not None else [headers.get(name) for name in _LOOKED_AT]
+    for value in found[:-1]:
         if value:
             return value.strip()
-    authorization = headers.get("authorization")
+    authorization = found[-1]
     if authorization:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
     return query_key or None
+
+
+def _one_pass(raw: list[tuple[bytes, bytes]]) -> list[str | None]:
+    """The looked-at headers in one pass over httpx's raw list: its `get` scans the list once per name."""
+    found: list[str | None] = [None] * len(_LOOKED_AT)
+    for name, value in raw:
+        rank = _RANK.get(name.lower())
+        if rank is not None and found[rank] is None:
+            found[rank] = value.decode("latin-1")
+    return found
