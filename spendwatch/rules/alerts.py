@@ -40,6 +40,12 @@ def record(con: duckdb.DuckDBPyConnection, findings: Iterable[Finding], now: dat
     for finding in findings:
         key = (finding.rule.name, finding.kind, finding.group_value, finding.window_key)
         state = "pending" if highest[key] is finding else "superseded"
+        recorded = con.execute(
+            "SELECT 1 FROM alerts WHERE rule = ? AND group_value = ? AND window_start = ? AND threshold = ?",
+            [finding.rule.name, finding.group_value, finding.window_key, finding.threshold],
+        ).fetchone()
+        if recorded is not None:
+            continue  # found again on a later tick: its alert exists
         row = con.execute(
             """INSERT INTO alerts (rule, kind, group_by, group_value, window_start, window_end, threshold, value,
                                    limit_value, title, message, created_at, state)
@@ -56,7 +62,7 @@ def record(con: duckdb.DuckDBPyConnection, findings: Iterable[Finding], now: dat
                 finding.value,
                 finding.limit,
                 finding.title,
-                finding.message,
+                finding.text(),
                 now,
                 state,
             ],

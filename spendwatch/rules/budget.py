@@ -169,11 +169,15 @@ def _finding(rule, window, group_value, threshold, spent, unpriced, config, quer
     ]
     if unpriced:
         lines.append(f"{unpriced} call(s) in this window have no known price and are not in this total.")
-    top = _top_spenders(rule, window, group_value, query)
-    for label, entries in top.items():
-        if entries:
-            named = ", ".join(f"{key_name(value, label, config)} {usd(amount)}" for value, amount in entries)
-            lines.append(f"Top {label}: {named}.")
+
+    def message() -> str:
+        top = []
+        for label, entries in _top_spenders(rule, window, group_value, query).items():
+            if entries:
+                named = ", ".join(f"{key_name(value, label, config)} {usd(amount)}" for value, amount in entries)
+                top.append(f"Top {label}: {named}.")
+        return "\n".join([*lines, *top])
+
     return Finding(
         rule=rule,
         kind="budget",
@@ -184,7 +188,7 @@ def _finding(rule, window, group_value, threshold, spent, unpriced, config, quer
         value=spent,
         limit=rule.limit_usd,
         title=title,
-        message="\n".join(lines),
+        message=message,
     )
 
 

@@ -79,7 +79,7 @@ def _print_findings(findings: list, out: TextIO, verb: str) -> None:
             f"{verb}: {finding.rule.name}\t{finding.group_value or '-'}\t{finding.threshold:.0%}\t{finding.title}",
             file=out,
         )
-        print("  " + finding.message.replace("\n", "\n  "), file=out)
+        print("  " + finding.text().replace("\n", "\n  "), file=out)
 
 
 def list_alerts(db: Path, since: Any) -> tuple[list[str], list[list[Any]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,4 +20,10 @@ class Finding:
     value: float | None
     limit: float | None
     title: str
-    message: str
+    # The text, or a function that writes it: a budget's message names its top spenders, a query over the
+    # whole window that is only worth running for an alert not recorded before (rules re-find the same
+    # crossed thresholds every tick).
+    message: str | Callable[[], str]
+
+    def text(self) -> str:
+        return self.message() if callable(self.message) else self.message
