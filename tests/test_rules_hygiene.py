@@ -174,6 +174,26 @@ def test_new_retired_and_new_service_keys(tmp_path, store):
     assert sent[-1][0] == "key-hygiene: retired key in use" and len(sent) == 4  # the next day: again
 
 
+def test_history_older_than_a_week_still_counts(tmp_path, store):
+    """Keys back from a long rest: their history beyond the last week is read, so nothing is new by mistake."""
+    config = rules_config(tmp_path, KEYS)
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    store.write(
+        [
+            call(now - timedelta(days=40), 1.0, KEY_A, service="billing"),
+            call(now - timedelta(days=2), 1.0, KEY_A, service="search"),  # last week: another service
+            call(now - timedelta(minutes=20), 1.0, KEY_A, service="billing"),  # billing, 40 days ago: not new
+            call(now - timedelta(days=30), 1.0, "c" * 16, service="reports"),
+            call(now - timedelta(minutes=10), 1.0, "c" * 16, service="scraper"),  # new to this key
+        ]
+    )
+    sent = []
+    engine_for(store, config, Clock(now), sent).tick(config.rules[0])
+    kinds = sorted(store.con.execute("SELECT kind, group_value FROM alerts").fetchall())
+    assert kinds == [("key_new_service", f"{'c' * 16} scraper")]
+    assert any("before, only by reports" in body for _, body in sent)
+
+
 def test_backfilled_history_makes_no_key_new(tmp_path, store):
     config = rules_config(tmp_path, KEYS)
     now = datetime(2026, 11, 25, 12, tzinfo=UTC)
