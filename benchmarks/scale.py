@@ -202,7 +202,8 @@ def generate(db: Path, calls: int) -> float:
 
 
 # What the report asks, written by hand against the table: the measures per provider and model, and
-# the spend per provider, model and day (the report's sparklines).
+# the spend per provider, model and UTC day (the report's sparklines) - days by epoch arithmetic, as the
+# report does: CAST(start_time AS DATE) or date_trunc would make this reference 2-15x slower (ICU).
 RAW_SQL = (
     """
     SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS calls,
@@ -216,8 +217,8 @@ RAW_SQL = (
     ORDER BY 8 DESC
     """,
     """
-    SELECT provider, coalesce(response_model, request_model) AS model, CAST(start_time AS DATE),
-           coalesce(sum(cost_usd), 0)
+    SELECT provider, coalesce(response_model, request_model) AS model,
+           epoch_us(start_time) // 86400000000 AS day, coalesce(sum(cost_usd), 0)
     FROM llm_call_spans
     WHERE start_time >= now() - INTERVAL {seconds} SECOND
     GROUP BY ALL
