@@ -1,27 +1,30 @@
 """What the instrumentation adds to the app's calls, next to a bare span and the peers, in one run.
 
-Each variant (uninstrumented, a bare SDK span, spendwatch, OpenLLMetry, the contrib httpx2
-instrumentation) runs in its own fresh interpreter, because instrumentations cannot all be undone
-cleanly; the rounds interleave the variants in a new random order each time, so a drift of the machine
-lands on all of them. Every variant has the same SDK TracerProvider with a BatchSpanProcessor to an
-exporter that drops spans, so what differs is the instrumentation alone.
+Each instrumentation (spendwatch, OpenLLMetry, the contrib httpx2 instrumentation; and, as the floor any
+span-per-call instrumentation pays, one bare SDK span with a dozen attributes around each call) runs in
+its own fresh interpreter. Inside it, blocks of calls alternate between uninstrumented and
+instrumented — instrumenting and uninstrumenting between blocks — so that what is added is measured
+pair by pair, seconds apart, and the drift of a shared virtual machine lands on both sides. A round is
+a dozen such pairs; each figure is the median over the rounds, with the lowest and highest round.
+Every process has the same SDK TracerProvider with a BatchSpanProcessor to an exporter that drops
+spans; times are the CPU time of the whole process (the processor's thread included), garbage
+collection included, which is what the app pays and what stays steady when other work shares the
+machine.
 
 Two ways of calling, for two questions:
 - **In memory**: the real openai and anthropic SDKs, with the connection pool under httpx2's transport
   replaced by one that answers with the stand-in provider's exact bytes. Everything from the SDK down to
-  the transport runs as in production, the socket and the server do not, so a few µs of instrumentation
-  are not lost in the tens of µs of loopback jitter. The per-call, non-LLM, and streaming figures come
-  from here.
+  the transport runs as in production, the socket and the server do not. The per-call, non-LLM, and
+  streaming figures come from here.
 - **Loopback**: the same openai call over a real socket to the stand-in in another process, for the
   figure as an app would see it (wall clock and CPU time per call).
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
-import os
-import random
 import statistics
 import subprocess
 import sys
@@ -31,7 +34,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, Section, Spread, Target, table
 
-VARIANTS = ("uninstrumented", "bare span", "spendwatch", "OpenLLMetry", "contrib httpx2")
+VARIANTS = ("bare span", "spendwatch", "OpenLLMetry", "contrib httpx2")
 KEY = "sk-bench-" + "x" * 40
 MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
 
@@ -104,8 +107,8 @@ class StreamSwitch(CannedPool):
         return httpcore2.Response(status, headers=headers, content=iter(chunks))
 
 
-def set_up(variant: str) -> Any:
-    """The app's OpenTelemetry set-up, identical for every variant, then the variant's instrumentation."""
+def set_up() -> Any:
+    """The app's OpenTelemetry set-up, identical for every variant."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -117,32 +120,56 @@ def set_up(variant: str) -> Any:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     trace.set_tracer_provider(provider)
-    if variant == "spendwatch":
-        from spendwatch.instrumentation import SpendwatchInstrumentor
-
-        SpendwatchInstrumentor().instrument(tracer_provider=provider)
-    elif variant == "OpenLLMetry":
-        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=provider)
-        AnthropicInstrumentor().instrument(tracer_provider=provider)
-    elif variant == "contrib httpx2":
-        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
-
-        HTTPX2ClientInstrumentor().instrument(tracer_provider=provider)
     return provider
 
 
-def bare_span_around(variant: str, provider: Any):
-    """The reference: what one SDK span with a dozen attributes costs, wrapped around the same call."""
-    tracer = provider.get_tracer("bench")
+def instrumentors(variant: str) -> list[Any]:
+    if variant == "spendwatch":
+        from spendwatch.instrumentation import SpendwatchInstrumentor
 
-    def wrap(call):
-        if variant != "bare span":
+        return [SpendwatchInstrumentor()]
+    if variant == "OpenLLMetry":
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        return [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    if variant == "contrib httpx2":
+        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+
+        return [HTTPX2ClientInstrumentor()]
+    return []
+
+
+class Toggle:
+    """Turns the variant on and off between blocks; `wrap` gives the call as the variant makes it."""
+
+    def __init__(self, variant: str, provider: Any) -> None:
+        self.variant = variant
+        self.provider = provider
+        self.instrumentors = instrumentors(variant)
+        self.tracer = provider.get_tracer("bench")
+        self.on = False
+
+    def __enter__(self) -> Toggle:
+        for instrumentor in self.instrumentors:
+            instrumentor.instrument(tracer_provider=self.provider)
+        self.on = True
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for instrumentor in self.instrumentors:
+            instrumentor.uninstrument()
+        self.on = False
+
+    def wrap(self, call):
+        """The reference variant: one SDK span with a dozen attributes around the call, while on."""
+        if self.variant != "bare span":
             return call
+        tracer = self.tracer
 
         def spanned(*args: Any, **kwargs: Any) -> Any:
+            if not self.on:
+                return call(*args, **kwargs)
             span = tracer.start_span("chat gpt-4o-mini")
             for index in range(12):
                 span.set_attribute(f"bench.attribute_{index}", index)
@@ -152,8 +179,6 @@ def bare_span_around(variant: str, provider: Any):
                 span.end()
 
         return spanned
-
-    return wrap
 
 
 class raw_stream:
@@ -168,11 +193,9 @@ class raw_stream:
             yield from r.iter_raw()
 
 
-def per_call_us(call, calls: int) -> float:
-    """CPU time of the whole process per call (the BatchSpanProcessor's thread included), in µs.
-
-    CPU time, not wall time: what the app pays, and steady when other work shares the machine.
-    """
+def cpu_us(call, calls: int) -> float:
+    """CPU time of the whole process per call, in µs."""
+    gc.collect()  # each block starts from the same state; collections during it are part of its cost
     started = time.process_time_ns()
     for _ in range(calls):
         call()
@@ -188,28 +211,37 @@ def wall_median_us(call, calls: int) -> float:
     return statistics.median(samples) / 1000
 
 
-def stream_figures(open_stream, calls: int) -> tuple[float, float]:
-    """Median CPU time to the first chunk and for the whole stream, in µs."""
-    first, whole = [], []
-    for _ in range(calls):
-        started = time.process_time_ns()
-        stream = open_stream()
-        iterator: Iterator[Any] = iter(stream)
-        next(iterator)
-        first.append(time.process_time_ns() - started)
-        for _ in iterator:
-            pass
-        whole.append(time.process_time_ns() - started)
-    return statistics.median(first) / 1000, statistics.median(whole) / 1000
+def first_chunk_us(open_stream) -> tuple[float, float]:
+    """CPU time to the first chunk and for the whole stream, in µs."""
+    gc.collect()
+    started = time.process_time_ns()
+    iterator: Iterator[Any] = iter(open_stream())
+    next(iterator)
+    first = time.process_time_ns() - started
+    for _ in iterator:
+        pass
+    return first / 1000, (time.process_time_ns() - started) / 1000
 
 
-def worker(variant: str, calls: int, stream_chunks: int, standin_url: str) -> dict[str, float]:
+def paired(toggle: Toggle, measure, pairs: int) -> tuple[float, float]:
+    """(uninstrumented, added): the medians over `pairs` blocks measured off, then on, one after another."""
+    off, added = [], []
+    for _ in range(pairs):
+        base = measure()
+        with toggle:
+            on = measure()
+        off.append(base)
+        added.append(on - base)
+    return statistics.median(off), statistics.median(added)
+
+
+def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int, standin_url: str) -> dict:
     import anthropic
     import httpx2
     import openai
 
-    provider = set_up(variant)
-    wrap = bare_span_around(variant, provider)
+    provider = set_up()
+    toggle = Toggle(variant, provider)
     answers = canned_answers(stream_chunks)
 
     def canned_client() -> Any:
@@ -224,48 +256,60 @@ def worker(variant: str, calls: int, stream_chunks: int, standin_url: str) -> di
         base_url="https://api.anthropic.com", api_key="sk-ant-" + "y" * 40, max_retries=0, http_client=canned_client()
     )
     plain = canned_client()
-    chat = wrap(lambda: chat_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
+    chat = toggle.wrap(lambda: chat_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
     non_llm = lambda: plain.get("https://inventory.internal.example/api/items").json()  # noqa: E731
-    openai_stream = wrap(
-        lambda: chat_client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
-    )
-    anthropic_stream = wrap(
-        lambda: claude.messages.create(model="claude-sonnet-4-5", max_tokens=2000, messages=MESSAGES, stream=True)
-    )
-    raw_openai_stream = raw_stream(
-        plain, "https://api.openai.com/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True}
-    )
-    raw_anthropic_stream = raw_stream(
-        plain, "https://api.anthropic.com/v1/messages", {"model": "claude-sonnet-4-5", "stream": True}
-    )
+    streams = {
+        "openai": raw_stream(
+            plain, "https://api.openai.com/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True}
+        ),
+        "anthropic": raw_stream(
+            plain, "https://api.anthropic.com/v1/messages", {"model": "claude-sonnet-4-5", "stream": True}
+        ),
+        "openai_sdk": toggle.wrap(
+            lambda: chat_client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            )
+        ),
+        "anthropic_sdk": toggle.wrap(
+            lambda: claude.messages.create(model="claude-sonnet-4-5", max_tokens=2000, messages=MESSAGES, stream=True)
+        ),
+    }
     loopback_client = openai.OpenAI(base_url=f"{standin_url}/v1", api_key=KEY, max_retries=0)
-    loopback = wrap(lambda: loopback_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
+    loopback = toggle.wrap(lambda: loopback_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
 
-    for warm in (chat, non_llm, loopback):  # imports, pools and caches settle before anything is timed
+    def settle() -> None:
         for _ in range(20):
-            warm()
-    for stream in (openai_stream, anthropic_stream, raw_openai_stream, raw_anthropic_stream):
-        stream_figures(stream, 3)
+            chat()
+            non_llm()
+            loopback()
+        for stream in streams.values():
+            for _ in stream():
+                pass
 
-    figures: dict[str, float] = {}
-    figures["chat"] = per_call_us(chat, calls)
-    figures["non_llm"] = per_call_us(non_llm, calls)
-    stream_calls = max(5, calls // 100)
-    figures["openai_first"], figures["openai_whole"] = stream_figures(openai_stream, stream_calls)
-    figures["anthropic_first"], figures["anthropic_whole"] = stream_figures(anthropic_stream, stream_calls)
-    figures["openai_raw_first"], figures["openai_raw_whole"] = stream_figures(raw_openai_stream, stream_calls)
-    figures["anthropic_raw_first"], figures["anthropic_raw_whole"] = stream_figures(raw_anthropic_stream, stream_calls)
-    loopback_calls = max(50, calls // 5)
-    cpu_started = time.process_time_ns()
-    figures["loopback"] = wall_median_us(loopback, loopback_calls)
-    figures["loopback_cpu"] = (time.process_time_ns() - cpu_started) / loopback_calls / 1000
+    with toggle:  # imports, pools and caches settle on both sides before anything is timed
+        settle()
+    settle()
+
+    figures: dict[str, list[float]] = {}
+
+    def note(name: str, values: tuple[float, float]) -> None:
+        figures.setdefault(f"{name}_base", []).append(values[0])
+        figures.setdefault(name, []).append(values[1])
+
+    loopback_calls = max(10, calls // 5)
+    for _ in range(rounds):
+        note("chat", paired(toggle, lambda: cpu_us(chat, calls), pairs))
+        note("non_llm", paired(toggle, lambda: cpu_us(non_llm, calls * 4), pairs))
+        for name, stream in streams.items():
+            note(f"{name}_first", paired(toggle, lambda stream=stream: first_chunk_us(stream)[0], pairs))
+            note(f"{name}_whole", paired(toggle, lambda stream=stream: first_chunk_us(stream)[1], max(2, pairs // 3)))
+        note("loopback", paired(toggle, lambda: wall_median_us(loopback, loopback_calls), max(2, pairs // 3)))
+        note("loopback_cpu", paired(toggle, lambda: cpu_us(loopback, loopback_calls), max(2, pairs // 3)))
     provider.shutdown()
     return figures
 
 
-# -- the runner: rounds of every variant, interleaved ----------------------------------------------------
+# -- the runner: one process per variant, paired blocks inside ----------------------------------------
 
 
 def available(variant: str) -> str | None:
@@ -286,155 +330,126 @@ def available(variant: str) -> str | None:
     return None if found else f"`{package}` is not installed (`pip install '.[bench]'`)"
 
 
+QUICK = {"rounds": 1, "pairs": 2, "calls": 10, "chunks": 200}  # a smoke run: spendwatch and the bare span
+FULL = {"rounds": 5, "pairs": 12, "calls": 50, "chunks": 1000}
+
+
 def run(quick: bool) -> Section:
     from spendwatch.standin import StandinServer
 
-    rounds, calls, chunks = (2, 200, 1000) if quick else (7, 2000, 1000)
+    sizes = QUICK if quick else FULL
     variants = [variant for variant in VARIANTS if available(variant) is None]
+    if quick:
+        variants = [variant for variant in variants if variant in ("bare span", "spendwatch")]
     skipped = {variant: available(variant) for variant in VARIANTS if available(variant) is not None}
-    results: dict[str, dict[str, list[float]]] = {variant: {} for variant in variants}
-    order = random.Random(7)
+    results: dict[str, dict[str, list[float]]] = {}
     with StandinServer() as standin:
-        for _ in range(rounds):
-            order.shuffle(variants)
-            for variant in variants:
-                output = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "benchmarks.overhead",
-                        "worker",
-                        variant,
-                        str(calls),
-                        str(chunks),
-                        standin.base_url,
-                    ],
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                    env={**os.environ, "OTEL_SDK_DISABLED": "false"},
-                )
-                if output.returncode != 0:
-                    raise RuntimeError(f"overhead worker {variant} failed:\n{output.stderr[-4000:]}")
-                for name, value in json.loads(output.stdout.splitlines()[-1]).items():
-                    results[variant].setdefault(name, []).append(value)
-    return report(results, skipped, rounds, calls, chunks)
-
-
-def added(results: dict, variant: str, figure: str, per: float = 1.0) -> Spread:
-    """Round by round: the variant's figure minus the uninstrumented one of the same round."""
-    base = results["uninstrumented"][figure]
-    return Spread([(value - base[index]) / per for index, value in enumerate(results[variant][figure])])
-
-
-def report(results: dict, skipped: dict[str, str], rounds: int, calls: int, chunks: int) -> Section:
-    base = results["uninstrumented"]
-    rows = []
-    for variant, figures in results.items():
-        if variant == "uninstrumented":
-            rows.append(
-                [
-                    variant,
-                    Spread(base["chat"]).show(" µs"),
-                    "",
-                    Spread(base["non_llm"]).show(" µs"),
-                    "",
-                    Spread(base["loopback"]).show(" µs", 0),
-                    Spread(base["loopback_cpu"]).show(" µs", 0),
-                ]
+        for variant in variants:
+            arguments = [str(sizes[name]) for name in ("rounds", "pairs", "calls", "chunks")]
+            output = subprocess.run(
+                [sys.executable, "-m", "benchmarks.overhead", "worker", variant, *arguments, standin.base_url],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=1200,
             )
-            continue
+            if output.returncode != 0:
+                raise RuntimeError(f"overhead worker {variant} failed:\n{output.stderr[-4000:]}")
+            results[variant] = json.loads(output.stdout.splitlines()[-1])
+    return report(results, skipped, sizes)
+
+
+def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int]) -> Section:
+    chunks = sizes["chunks"]
+    first = next(iter(results.values()))
+    rows = [
+        [
+            "uninstrumented",
+            Spread(first["chat_base"]).show(" µs"),
+            Spread(first["non_llm_base"]).show(" µs"),
+            Spread(first["loopback_base"]).show(" µs", 0),
+            Spread(first["loopback_cpu_base"]).show(" µs", 0),
+        ]
+    ]
+    for variant, figures in results.items():
         rows.append(
             [
                 variant,
                 Spread(figures["chat"]).show(" µs"),
-                added(results, variant, "chat").show(" µs"),
-                Spread(figures["non_llm"]).show(" µs"),
-                added(results, variant, "non_llm").show(" µs"),
-                added(results, variant, "loopback").show(" µs", 0),
-                added(results, variant, "loopback_cpu").show(" µs", 0),
+                Spread(figures["non_llm"]).show(" µs", 2),
+                Spread(figures["loopback"]).show(" µs", 0),
+                Spread(figures["loopback_cpu"]).show(" µs", 0),
             ]
         )
     calls_table = table(
-        [
-            "",
-            "LLM call, in memory",
-            "added",
-            "non-LLM request",
-            "added",
-            "LLM call over loopback: added wall",
-            "added CPU",
-        ],
+        ["", "LLM call, in memory", "non-LLM request", "LLM call over loopback: wall", "CPU"],
         rows,
     )
     stream_rows, sdk_rows = [], []
-    for variant in results:
-        if variant == "uninstrumented":
-            continue
-        for rows_of, kind in ((stream_rows, "_raw"), (sdk_rows, "")):
+    for variant, figures in results.items():
+        for rows_of, suffix in ((stream_rows, ""), (sdk_rows, "_sdk")):
             rows_of.append(
                 [
                     variant,
-                    added(results, variant, f"openai{kind}_first").show(" µs"),
-                    added(results, variant, f"openai{kind}_whole", chunks).show(" µs", 2),
-                    added(results, variant, f"anthropic{kind}_first").show(" µs"),
-                    added(results, variant, f"anthropic{kind}_whole", chunks).show(" µs", 2),
+                    Spread(figures[f"openai{suffix}_first"]).show(" µs"),
+                    Spread([value / chunks for value in figures[f"openai{suffix}_whole"]]).show(" µs", 2),
+                    Spread(figures[f"anthropic{suffix}_first"]).show(" µs"),
+                    Spread([value / chunks for value in figures[f"anthropic{suffix}_whole"]]).show(" µs", 2),
                 ]
             )
-    stream_header = ["", "OpenAI: first chunk added", "per chunk added", "Anthropic: first chunk added", "per chunk"]
-    stream_table = table(stream_header, stream_rows)
-    sdk_table = table(stream_header, sdk_rows)
-    ours = "spendwatch"
+    stream_header = ["", "OpenAI: first chunk, added", "per chunk", "Anthropic: first chunk, added", "per chunk"]
     targets = []
-    if ours in results:
-        chat_added = added(results, ours, "chat")
-        non_llm_added = added(results, ours, "non_llm")
-        first = max(added(results, ours, "openai_raw_first").median, added(results, ours, "anthropic_raw_first").median)
-        per_chunk = max(
-            added(results, ours, "openai_raw_whole", chunks).median,
-            added(results, ours, "anthropic_raw_whole", chunks).median,
-        )
+    ours = results.get("spendwatch")
+    if ours is not None:
+        chat_added = Spread(ours["chat"])
+        non_llm_added = Spread(ours["non_llm"])
+        first_chunk = max(Spread(ours["openai_first"]).median, Spread(ours["anthropic_first"]).median)
+        per_chunk = max(Spread(ours["openai_whole"]).median, Spread(ours["anthropic_whole"]).median) / chunks
         targets = [
             Target("LLM call: added per call", chat_added.median, 40, chat_added.show(" µs")),
             Target("non-LLM request: added", non_llm_added.median, 2, non_llm_added.show(" µs", 2)),
-            Target("stream: first chunk added (the worse of OpenAI and Anthropic)", first, 100, f"{first:.1f} µs"),
+            Target(
+                "stream: first chunk added (the worse of OpenAI and Anthropic)",
+                first_chunk,
+                100,
+                f"{first_chunk:.1f} µs",
+            ),
             Target("stream: added per chunk (the worse of the two)", per_chunk, 5, f"{per_chunk:.2f} µs"),
         ]
     notes = "".join(f"\n- {variant}: not measured — {why}." for variant, why in skipped.items())
-    body = f"""{rounds} rounds, the variants in a new random order each round, each in a fresh interpreter;
-in memory: median of {calls} calls per round; streams of {chunks} chunks, median of
-{max(5, calls // 100)} streams per round; loopback: median of {max(50, calls // 5)} calls per round.
-Each cell: the median over the rounds (lowest–highest round); "added" is the variant minus the
-uninstrumented run of the same round. Every variant has the same TracerProvider and BatchSpanProcessor
-(to an exporter that drops spans); "bare span" wraps each call in one SDK span with 12 attributes —
-the floor any span-per-call instrumentation pays.
+    body = f"""Per variant: {sizes["rounds"]} rounds of {sizes["pairs"]} pairs of blocks (uninstrumented, then
+instrumented); a block is {sizes["calls"]} calls in memory, {sizes["calls"] * 4} non-LLM requests, one stream of
+{chunks} chunks, or {max(10, sizes["calls"] // 5)} calls over loopback. "Added" is the CPU time per call of the
+instrumented block minus the uninstrumented one before it (loopback: also the wall-clock median); each
+cell is the median over the rounds (lowest–highest round) of each round's median pair. The first row is
+the uninstrumented cost itself, for scale. "bare span" is one SDK span with 12 attributes around each
+call and nothing else: the floor any span-per-call instrumentation pays.
 
 {calls_table}
 
-Streams of 1,000 server-sent events (the stand-in's OpenAI chat and Anthropic Messages bytes), iterated
+Streams of {chunks} server-sent events (the stand-in's OpenAI chat and Anthropic Messages bytes), iterated
 by the app through httpx2 as they arrive; "per chunk" is the whole stream's added CPU time divided by
 the chunks, so it includes the span at the end:
 
-{stream_table}
+{table(stream_header, stream_rows)}
 
-The same streams through the real SDKs (openai, anthropic), for scale: the SDKs' own parsing costs
-~20–80 µs a chunk and varies more from stream to stream than the instrumentation costs, so these
-differences are mostly noise:
+The same streams through the real SDKs, for scale: the SDKs' own parsing costs ~20–80 µs a chunk and
+varies from stream to stream by more than the instrumentations add, so these rows are mostly noise:
 
-{sdk_table}
+{table(stream_header, sdk_rows)}
 
 The OpenLLMetry row instruments both SDKs (opentelemetry-instrumentation-openai and -anthropic); the
 contrib httpx2 row records HTTP spans only — no model, no usage, no key. The anthropic SDK's own span
-(on whenever a TracerProvider is set) is in every row, the uninstrumented one included.{notes}
+(on whenever a TracerProvider is set) is on both sides of every pair.{notes}
 """
     return Section("Instrumentation overhead", body, targets)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "worker":
-        variant, calls, chunks, url = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-        print(json.dumps(worker(variant, calls, chunks, url)))
+        variant, url = sys.argv[2], sys.argv[7]
+        rounds, pairs, calls, chunks = (int(value) for value in sys.argv[3:7])
+        print(json.dumps(worker(variant, rounds, pairs, calls, chunks, url)))
     else:
         section = run(quick="--quick" in sys.argv)
         print(section.body)
