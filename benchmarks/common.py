@@ -7,7 +7,6 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,34 +113,26 @@ def machine() -> str:
 
 def peak_rss_mib(pid: int) -> float | None:
     """The high-water mark of a running process's resident memory (Linux)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    return _status_mib(pid, "VmHWM:")
 
 
 def rss_mib(pid: int) -> float | None:
+    return _status_mib(pid, "VmRSS:")
+
+
+def _status_mib(pid: int, field: str) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
 
 
-def python_worker(module: str, *args: str, timeout: float = 600) -> str:
-    """Run `python -m benchmarks.<module> args...` in a fresh interpreter and return its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{module}", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-    return result.stdout
+def report_main(run) -> None:
+    """A benchmark module run on its own: `python -m benchmarks.NAME [--quick]` prints its section."""
+    section = run(quick="--quick" in sys.argv)
+    print(section.body)
+    for target in section.targets:
+        print(f"{target.name}: {target.shown} (goal {target.goal}) met={target.met}")

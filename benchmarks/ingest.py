@@ -7,8 +7,8 @@ The same bytes go to three places in one run:
   collector's own Store (Appender, staging table, keyed insert) — everything but the server;
 - `spendwatch up` over **OTLP/HTTP** and over **OTLP/gRPC**, each from 4 concurrent exporters that send
   the pre-serialised bytes and wait for the acknowledgement, which the daemon gives after its commit.
-The daemon runs as a real subprocess on a fresh database for each protocol; its peak RSS is read from
-/proc at the end.
+The daemon runs as a real subprocess on a fresh database for each protocol (started as the tests start
+it); its peak RSS is read from /proc at the end.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from __future__ import annotations
 import http.client
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import Section, Spread, Target, free_port, peak_rss_mib, table
+from benchmarks.common import Section, Spread, Target, peak_rss_mib, report_main, table
+from tests.collector import Collector  # `spendwatch up` as a subprocess, as the tests run it
 
 SPANS_PER_EXPORT = 512
 EXPORTERS = 4
@@ -118,53 +117,6 @@ def in_process_limit(payloads: list[bytes], directory: Path) -> float:
     return len(payloads) * SPANS_PER_EXPORT / elapsed
 
 
-class Daemon:
-    def __init__(self, directory: Path, name: str) -> None:
-        self.db = directory / f"{name}.duckdb"
-        self.http_port, self.grpc_port = free_port(), free_port()
-        self.log = (directory / f"{name}.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "spendwatch.cli",
-                "up",
-                "--db",
-                str(self.db),
-                "--http-port",
-                str(self.http_port),
-                "--grpc-port",
-                str(self.grpc_port),
-                "--no-ui",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"spendwatch up exited: see {self.log.name}")
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=1)
-                connection.request("GET", "/ready")
-                if connection.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("spendwatch up did not become ready")
-
-    def stop(self) -> float | None:
-        rss = peak_rss_mib(self.process.pid)
-        self.process.terminate()
-        self.process.wait(timeout=60)
-        self.log.close()
-        return rss
-
-
 def send_http(port: int, bodies: list[bytes], latencies: list[float]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"content-type": "application/x-protobuf"}
@@ -195,9 +147,9 @@ def send_grpc(port: int, bodies: list[bytes], latencies: list[float]) -> None:
 
 
 def through_daemon(payloads: list[bytes], directory: Path, protocol: str) -> dict[str, float]:
-    daemon = Daemon(directory, protocol)
+    daemon = Collector(directory / f"{protocol}.duckdb", directory / f"{protocol}.log", extra=("--no-ui",)).start()
     send = send_http if protocol == "http" else send_grpc
-    port = daemon.http_port if protocol == "http" else daemon.grpc_port
+    port = daemon.info["http_port"] if protocol == "http" else daemon.info["grpc_port"]
     shares = [payloads[index::EXPORTERS] for index in range(EXPORTERS)]
     latencies: list[list[float]] = [[] for _ in shares]
     errors: list[BaseException] = []
@@ -215,7 +167,8 @@ def through_daemon(payloads: list[bytes], directory: Path, protocol: str) -> dic
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    rss = daemon.stop()
+    rss = peak_rss_mib(daemon.process.pid)
+    daemon.stop()
     if errors:
         raise RuntimeError(f"{protocol} exporter failed: {errors[0]!r}")
     import duckdb
@@ -274,7 +227,4 @@ commit. Every stored count is checked against what was sent.
 
 
 if __name__ == "__main__":
-    section = run(quick="--quick" in sys.argv)
-    print(section.body)
-    for target in section.targets:
-        print(f"{target.name}: {target.shown} (goal {target.goal}) met={target.met}")
+    report_main(run)

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks.common import Section, Spread, Target, free_port, rss_mib, table
+from benchmarks.common import Section, Spread, Target, report_main, rss_mib, table
 
 KEYS, MODELS, SERVICES, DAYS = 50, 20, 10, 30
 DASHBOARD_PERIODS = ("24h", "7d", "30d")  # 7d is the page `spendwatch ui` opens
@@ -298,40 +297,16 @@ def daemon_figures(db: Path, since_days: tuple[int, ...]) -> dict[str, float]:
     """Through a running daemon: the acknowledgement of 512-span exports one after another (each commit
     checks its spans against those stored) and the RSS while it ingests; then report and dashboard times,
     and the RSS after them (DuckDB keeps what the queries read cached, up to its memory limit)."""
-    import subprocess
+    from tests.collector import Collector  # `spendwatch up` as a subprocess, as the tests run it
 
-    from benchmarks.ingest import Daemon
-
-    daemon = Daemon.__new__(Daemon)
-    daemon.db = db
-    daemon.http_port, daemon.grpc_port = free_port(), free_port()
-    daemon.log = (db.parent / "scale-daemon.log").open("wb")
-    daemon.process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spendwatch.cli",
-            "up",
-            "--db",
-            str(db),
-            "--http-port",
-            str(daemon.http_port),
-            "--grpc-port",
-            str(daemon.grpc_port),
-            "--ui-port",
-            "0",
-        ],
-        stdout=daemon.log,
-        stderr=subprocess.STDOUT,
-    )
+    daemon = Collector(db, db.parent / "scale-daemon.log").start()
     figures: dict[str, float] = {}
     try:
-        daemon._wait_ready()
         figures["rss_idle"] = rss_mib(daemon.process.pid) or 0.0
         from benchmarks.ingest import build_payloads, send_http
 
         latencies: list[float] = []
-        send_http(daemon.http_port, build_payloads(30, seed=5), latencies)
+        send_http(daemon.info["http_port"], build_payloads(30, seed=5), latencies)
         figures["ack_ms"] = statistics.median(latencies) * 1000
         figures["rss_ingest"] = rss_mib(daemon.process.pid) or 0.0
 
@@ -341,7 +316,7 @@ def daemon_figures(db: Path, since_days: tuple[int, ...]) -> dict[str, float]:
         for days in since_days:
             through_daemon(days)
             figures[f"daemon_{days}d"] = timed(lambda days=days: through_daemon(days), 5).median
-        info = json.loads(db.with_name(db.name + ".daemon.json").read_text())
+        info = daemon.info
         for period in DASHBOARD_PERIODS:
             dashboard(info, period)
             figures[f"dashboard_{period}"] = timed(lambda period=period: dashboard(info, period), 5).median
@@ -457,7 +432,4 @@ read API (HTTP, token, JSON). The dashboard is one GET of its page, data include
 
 
 if __name__ == "__main__":
-    section = run(quick="--quick" in sys.argv)
-    print(section.body)
-    for target in section.targets:
-        print(f"{target.name}: {target.shown} (goal {target.goal}) met={target.met}")
+    report_main(run)
