@@ -52,6 +52,18 @@ def test_spendwatch_ui_prints_the_address_and_the_token_opens_the_page(daemon):
         assert f'<strong id="total-calls">{calls:,}</strong>' in client.get("/?period=7d").text
 
 
+def test_only_the_loopback_names_are_answered(daemon):
+    """A page that rebinds its own name to 127.0.0.1 sends that name as the Host: refused, cookie or not."""
+    port = urlsplit(daemon.info["ui_url"]).port
+    cookie = {"cookie": f"spendwatch_ui_{port}={daemon.info['ui_token']}"}
+    with httpx.Client(base_url=daemon.info["ui_url"]) as client:
+        assert client.get("/", headers=cookie).status_code == 200
+        assert client.get("/", headers={**cookie, "host": f"localhost:{port}"}).status_code == 200
+        rebound = client.get("/", headers={**cookie, "host": f"attacker.example:{port}"})
+        assert rebound.status_code == 403 and "<" not in rebound.text
+        assert client.get("/health", headers={"host": "attacker.example"}).status_code == 403
+
+
 def test_without_a_display_the_address_is_printed_and_nothing_is_opened(daemon):
     result = run_cli("ui", "--db", str(daemon.db), env={"DISPLAY": "", "WAYLAND_DISPLAY": "", "BROWSER": "false"})
     assert result.returncode == 0 and result.stdout.startswith(daemon.info["ui_url"] + "?token=")

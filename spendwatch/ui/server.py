@@ -49,6 +49,11 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("dashboard: " + format, *args)
 
     def do_GET(self) -> None:
+        if self.headers.get("host", "").lower() not in self.server.hosts:
+            # A page elsewhere whose name an attacker pointed at 127.0.0.1 (DNS rebinding) sends its own name
+            # as the Host; it could not read the data without the cookie, but it gets nothing at all.
+            self._send(403, "text/plain; charset=utf-8", "this dashboard answers to 127.0.0.1 and localhost only\n")
+            return
         url = urlsplit(self.path)
         parameters = {name: values[-1] for name, values in parse_qs(url.query).items()}
         if url.path == "/health":
@@ -107,6 +112,8 @@ class DashboardServer(ThreadingHTTPServer):
         self.token = token
         self.rules = rules  # the current rules config: key names and budgets change on SIGHUP
         self.cookie_name = f"spendwatch_ui_{self.server_address[1]}"
+        port = self.server_address[1]
+        self.hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
         self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-dashboard", daemon=True)
 
     @property
