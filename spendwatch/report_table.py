@@ -185,7 +185,7 @@ def _table(report: Report, key_names: dict[str, str], dropped: frozenset[str] = 
             table.add_section()
             groups = [Text("total")] + [Text("")] * (len(report.by) - 1)
         else:
-            groups = [_group_cell(name, record[name], key_names) for name in report.by]
+            groups = [group_cell(name, record[name], key_names) for name in report.by]
         share = record["cache_hit_share"]
         cells = {
             "calls": _count(record["calls"]),
@@ -210,7 +210,8 @@ def _money_or_number_column(table: Table, header: str, *, money: bool) -> None:
     table.add_column(Text(header, justify="right"), justify="left" if money else "right", no_wrap=True)
 
 
-def _group_cell(name: str, value: Any, key_names: dict[str, str]) -> Text:
+def group_cell(name: str, value: Any, key_names: dict[str, str]) -> Text:
+    """A group's value; a key with a name in `[keys]` shows it beside its id."""
     if value is None:
         return Text("(none)", style="dim")
     cell = Text(str(value))

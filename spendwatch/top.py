@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spendwatch.report import build_report
-from spendwatch.report_table import aligned_money, console_for, print_trimmed
+from spendwatch.report_table import aligned_money, console_for, group_cell, print_trimmed
 
 if TYPE_CHECKING:
     from spendwatch.config import Config
@@ -55,7 +55,7 @@ def frame(config: Config, by: list[str], window: timedelta) -> Table:
             table.add_section()
             groups = ["total"] + [""] * (len(by) - 1)
         else:
-            groups = [_group_text(name, record[name], config.rules.keys) for name in by]
+            groups = [group_cell(name, record[name], config.rules.keys) for name in by]
         tokens = (record["input_tokens"] or 0) + (record["output_tokens"] or 0)
         table.add_row(
             *groups,
@@ -69,14 +69,6 @@ def frame(config: Config, by: list[str], window: timedelta) -> Table:
     if len(report.rows) > MAX_ROWS:
         table.add_row(Text(f"... and {len(report.rows) - MAX_ROWS} more", style="dim"))
     return table
-
-
-def _group_text(name: str, value: object, key_names: dict[str, str]) -> Text:
-    if value is None:
-        return Text("(none)", style="dim")
-    if name == "api_key_id" and value in key_names:
-        return Text(str(value)).append(f" {key_names[value]}", style="dim")
-    return Text(str(value))
 
 
 def run_top(out: TextIO, config: Config, by: list[str], window: timedelta, interval: float, once: bool) -> int:

@@ -20,7 +20,21 @@ from spendwatch.rules.windows import Window, window_at
 
 Query = Callable[[str, Sequence[Any]], list[tuple]]
 LATE_GRACE = timedelta(hours=6)
-_TOP = (("keys", "api_key_id"), ("models", "coalesce(response_model, request_model)"), ("services", "service_name"))
+# Who spent: the groups a budget alert names its top spenders in, and the dashboard its top tables.
+SPENDER_GROUPS = {
+    "keys": GROUP_EXPRESSIONS["api_key_id"],
+    "models": GROUP_EXPRESSIONS["model"],
+    "services": GROUP_EXPRESSIONS["service"],
+}
+
+
+def grouping_sets(groups: dict[str, str]) -> tuple[str, str, str]:
+    """SQL for one pass over the calls grouped by each of `groups` ({label: expression}) apart: the row's
+    label, the row's group value (as text, '(none)' for NULL), and the GROUPING SETS clause."""
+    label = " ".join(f"WHEN grouping({expression}) = 0 THEN '{name}'" for name, expression in groups.items())
+    value = " ".join(f"WHEN grouping({expression}) = 0 THEN {expression}" for expression in groups.values())
+    sets = ", ".join(f"({expression})" for expression in groups.values())
+    return f"CASE {label} END", f"coalesce(CAST(CASE {value} END AS VARCHAR), '(none)')", f"GROUPING SETS ({sets})"
 
 
 def filters_sql(rule: Rule) -> tuple[str, list[Any]]:
@@ -223,19 +237,16 @@ def _top_spenders(rule: Rule, window: Window, group_value: str, query: Query) ->
     if rule.group_by:
         where += f" AND coalesce(CAST({GROUP_EXPRESSIONS[rule.group_by]} AS VARCHAR), '(none)') = ?"
         params.append(group_value)
-    # One pass for every label (GROUPING SETS): an alert on a month's budget reads a month of calls.
-    which = " ".join(f"WHEN grouping({expression}) = 0 THEN '{label}'" for label, expression in _TOP)
-    value = " ".join(f"WHEN grouping({expression}) = 0 THEN {expression}" for _, expression in _TOP)
-    sets = ", ".join(f"({expression})" for _, expression in _TOP)
+    # One pass for every label: an alert on a month's budget reads a month of calls.
+    label, value, sets = grouping_sets(SPENDER_GROUPS)
     rows = query(
-        f"""SELECT CASE {which} END AS label, coalesce(CAST(CASE {value} END AS VARCHAR), '(none)') AS value,
-                   sum(cost_usd) AS spent
+        f"""SELECT {label} AS label, {value} AS value, sum(cost_usd) AS spent
             FROM llm_calls
             WHERE start_time >= ? AND start_time < ? AND cost_usd IS NOT NULL {where}
-            GROUP BY GROUPING SETS ({sets})""",
+            GROUP BY {sets}""",
         [window.start, window.end, *params],
     )
-    top: dict[str, list[tuple[str, float]]] = {label: [] for label, _ in _TOP}
+    top: dict[str, list[tuple[str, float]]] = {label: [] for label in SPENDER_GROUPS}
     for label, value, spent in sorted(rows, key=lambda row: (-row[2], row[1])):
         if len(top[label]) < 3:
             top[label].append((value, float(spent)))

@@ -154,7 +154,7 @@ def _top_panel(what: str, rows: list[TopRow]) -> str:
         + "</tr>"
         for row in rows
     ]
-    return _panel(f"top-{what}", title, f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>')
+    return _panel(f"top-{what}", title, _scroll_table(head, lines))
 
 
 def _number(text: str, value: float | int | None) -> str:
@@ -176,7 +176,7 @@ def _alerts_panel(data: Dashboard, zone: ZoneInfo) -> str:
         for alert in data.alerts
     ]
     head = "<tr><th>Raised</th><th>Alert</th><th>Delivery</th></tr>"
-    return _panel("alerts", "Recent alerts", f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>')
+    return _panel("alerts", "Recent alerts", _scroll_table(head, lines))
 
 
 def _unpriced_panel(data: Dashboard, zone: ZoneInfo) -> str:
@@ -191,7 +191,7 @@ def _unpriced_panel(data: Dashboard, zone: ZoneInfo) -> str:
     ]
     head = "<tr><th>Model</th><th>Provider</th><th class=num>Calls</th><th class=num>Last call</th></tr>"
     hint = '<p class="empty">Set their prices under [prices], then run <code>spendwatch reprice</code>.</p>'
-    return _panel("unpriced", title, f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>{hint}')
+    return _panel("unpriced", title, _scroll_table(head, lines) + hint)
 
 
 def _new_keys_panel(data: Dashboard, zone: ZoneInfo) -> str:
@@ -210,7 +210,12 @@ def _new_keys_panel(data: Dashboard, zone: ZoneInfo) -> str:
         "<tr><th>Key</th><th>Provider</th><th>Services</th><th class=num>First call</th>"
         "<th class=num>Calls</th><th class=num>Spend</th></tr>"
     )
-    return _panel("new-keys", title, f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>')
+    return _panel("new-keys", title, _scroll_table(head, lines))
+
+
+def _scroll_table(head: str, lines: list[str]) -> str:
+    """A table that scrolls sideways inside its panel on a narrow screen instead of widening the page."""
+    return f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>'
 
 
 def _when(moment: datetime, zone: ZoneInfo) -> str:

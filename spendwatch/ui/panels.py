@@ -13,8 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendwatch.collector.maintenance import MISSING_PRICES_SQL
-from spendwatch.rules.budget import as_datetime, projection, spend_in_window, windows_to_check
-from spendwatch.rules.config import RulesConfig
+from spendwatch.rules.budget import (
+    SPENDER_GROUPS,
+    as_datetime,
+    grouping_sets,
+    projection,
+    spend_in_window,
+    windows_to_check,
+)
+from spendwatch.rules.config import GROUP_EXPRESSIONS, RulesConfig
 
 Query = Callable[[str, Sequence[Any]], list[list[Any]]]
 
@@ -23,10 +30,10 @@ PERIODS["90d"] = (timedelta(days=90), "day")
 DEFAULT_PERIOD = "7d"
 # What the spend chart can be stacked by, and the SQL of each.
 STACKS = {
-    "provider": "provider",
-    "model": "coalesce(response_model, request_model)",
-    "key": "api_key_id",
-    "service": "service_name",
+    "provider": GROUP_EXPRESSIONS["provider"],
+    "model": GROUP_EXPRESSIONS["model"],
+    "key": GROUP_EXPRESSIONS["api_key_id"],
+    "service": GROUP_EXPRESSIONS["service"],
 }
 DEFAULT_STACK = "provider"
 TOP_GROUPS = 6  # series in the chart before the rest is "other"
@@ -138,21 +145,16 @@ class TopRow:
     cache_hit_share: float | None
 
 
-TOPS = {"keys": "api_key_id", "models": "coalesce(response_model, request_model)", "services": "service_name"}
-
-
 def tops(query: Query, period: Period, config: RulesConfig) -> dict[str, list[TopRow]]:
     """The keys, models and services that spent most in the period, with their usage.
 
     One pass over the period's calls for all three (GROUPING SETS): the p95 latency makes each pass cost,
     and three separate queries took 730 ms at 10M calls where one takes 560.
     """
-    sets = ", ".join(f"({expression})" for expression in TOPS.values())
-    which = " ".join(f"WHEN grouping({expression}) = 0 THEN '{what}'" for what, expression in TOPS.items())
-    group = " ".join(f"WHEN grouping({expression}) = 0 THEN {expression}" for expression in TOPS.values())
+    which, group, sets = grouping_sets(SPENDER_GROUPS)
     rows = query(
-        f"""SELECT CASE {which} END AS what,
-                   coalesce(CAST(CASE {group} END AS VARCHAR), '{NONE}') AS grp,
+        f"""SELECT {which} AS what,
+                   {group} AS grp,
                    sum(cost_usd) AS spent,
                    coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
                    count(*) AS requests,
@@ -161,11 +163,11 @@ def tops(query: Query, period: Period, config: RulesConfig) -> dict[str, list[To
                    sum(cache_read_tokens) / nullif(sum(input_tokens), 0) AS cache_hit_share,
                    max(api_key_hint) AS hint
             FROM llm_calls WHERE start_time >= ?
-            GROUP BY GROUPING SETS ({sets})""",
+            GROUP BY {sets}""",
         [period.start],
     )
     rows.sort(key=lambda row: (row[2] is None, -(row[2] or 0), -row[4], row[1]))
-    result: dict[str, list[TopRow]] = {what: [] for what in TOPS}
+    result: dict[str, list[TopRow]] = {what: [] for what in SPENDER_GROUPS}
     for what, group, spent, tokens, requests, error_rate, p95, share, hint in rows:
         if len(result[what]) == TOP_ROWS:
             continue

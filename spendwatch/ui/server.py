@@ -111,9 +111,9 @@ class DashboardServer(ThreadingHTTPServer):
         self.store = store
         self.token = token
         self.rules = rules  # the current rules config: key names and budgets change on SIGHUP
-        self.cookie_name = f"spendwatch_ui_{self.server_address[1]}"
-        port = self.server_address[1]
-        self.hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        bound = self.server_address[1]  # `port` may be 0: any free one
+        self.cookie_name = f"spendwatch_ui_{bound}"
+        self.hosts = {f"127.0.0.1:{bound}", f"localhost:{bound}", f"[::1]:{bound}"}
         self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-dashboard", daemon=True)
 
     @property
