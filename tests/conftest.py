@@ -100,7 +100,7 @@ def call_attributes(standin, key: str) -> dict:
         "server.address": "127.0.0.1",
         "server.port": standin.server_address[1],
         "http.response.status_code": 200,
-        "spendwatch.api_key.id": api_key_id(key),
-        "spendwatch.api_key.hint": key[-4:],
+        "spendwatch.fingerprint.id": api_key_id(key),
+        "spendwatch.fingerprint.hint": key[-4:],
         "spendwatch.usage.estimated": False,
     }
