@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     _format_flag(query)
     query.add_argument("sql", help="one SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN statement")
     query.set_defaults(run=_query)
+    explain = commands.add_parser("explain", help="A trace's model-call spans: which were merged, by which rule.")
+    _database_flags(explain)
+    _format_flag(explain)
+    explain.add_argument("trace_id", help="the trace id, 32 hex digits")
+    explain.set_defaults(run=_explain)
     report = commands.add_parser("report", help="Spend, tokens, calls, errors and cache hits per group.")
     _database_flags(report)
     _format_flag(report)
@@ -158,6 +163,20 @@ def _query(args: argparse.Namespace) -> int:
 
     columns, rows = query(_config(args).db, args.sql)
     write_rows(sys.stdout, columns, rows, args.format)
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from spendwatch.explain import explain, summary
+    from spendwatch.output import write_rows
+    from spendwatch.reads import query
+
+    columns, rows = explain(partial(query, _config(args).db), args.trace_id)
+    write_rows(sys.stdout, columns, rows, args.format)
+    if args.format == "table":
+        print("\n" + summary(columns, rows))
     return 0
 
 

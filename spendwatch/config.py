@@ -82,6 +82,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "rules",
     "keys",
     "daemon",
+    "attributes",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -106,6 +107,7 @@ class Config:
     retention: timedelta | None
     prices: dict[str, PriceOverride]
     rules: RulesConfig
+    keep_attributes: tuple[str, ...] = ()
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -129,6 +131,7 @@ def resolve(flags: dict[str, Any]) -> Config:
         **values,
         prices=parse_prices(document.get("prices", {}), values["config"]),
         rules=parse_rules_config(document, values["config"]),
+        keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
     )
 
 
@@ -199,3 +202,16 @@ def parse_prices(section: Any, path: Path) -> dict[str, PriceOverride]:
                 raise ConfigError(f"{where}.{required}: missing; expected USD per million tokens")
         prices[model] = PriceOverride(**{rate: float(value) for rate, value in rates.items()})
     return prices
+
+
+def parse_attributes(section: Any, path: Path) -> tuple[str, ...]:
+    """`[attributes]`: `keep = ["app.tenant", "myco.*"]`, attribute names stored beside the built-in allow-list."""
+    if not isinstance(section, dict):
+        raise ConfigError(f'{path}: attributes: expected a table such as {{ keep = ["app.*"] }}, got {section!r}')
+    for key in section:
+        if key != "keep":
+            raise ConfigError(f"{path}: attributes.{key}: unknown key; expected keep")
+    keep = section.get("keep", [])
+    if not isinstance(keep, list) or not all(isinstance(name, str) and name.strip() for name in keep):
+        raise ConfigError(f"{path}: attributes.keep: expected a list of attribute names or patterns, got {keep!r}")
+    return tuple(name.strip() for name in keep)

@@ -39,6 +39,7 @@ MEASURES = (
     "cache_read_tokens",
     "cost_usd",
     "unpriced_calls",
+    "usage_unknown_calls",
     "cache_hit_share",
 )
 # A UTC day, by integer arithmetic on the epoch: date_trunc on a TIMESTAMPTZ asks the ICU calendar for
@@ -64,6 +65,10 @@ class Report:
     def unpriced_calls(self) -> int:
         return self.total["unpriced_calls"] or 0
 
+    @property
+    def usage_unknown_calls(self) -> int:
+        return self.total["usage_unknown_calls"] or 0
+
 
 def parse_groups(text: str) -> list[str]:
     by = [name.strip() for name in text.split(",") if name.strip()]
@@ -86,7 +91,8 @@ def report_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
                sum(cache_read_tokens) AS cache_read_tokens,
                sum(cost_usd) AS cost_usd,
                count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
-                   AS unpriced_calls
+                   AS unpriced_calls,
+               count(*) FILTER (usage_unknown) AS usage_unknown_calls
         FROM llm_calls
         {where}
         GROUP BY ALL
@@ -136,7 +142,7 @@ def totals(records: list[dict[str, Any]]) -> dict[str, Any]:
     for measure in MEASURES[:-1]:
         values = [record[measure] for record in records if record[measure] is not None]
         total[measure] = sum(values) if values else None
-    for count in ("calls", "errors", "unpriced_calls"):
+    for count in ("calls", "errors", "unpriced_calls", "usage_unknown_calls"):
         total[count] = total[count] or 0
     input_tokens, cache_read = total["input_tokens"], total["cache_read_tokens"]
     total["cache_hit_share"] = (cache_read or 0) / input_tokens if input_tokens else None

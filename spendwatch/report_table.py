@@ -141,6 +141,15 @@ def _render(console: Console, report: Report, standings: Sequence[BudgetStanding
                 style="yellow",
             )
         )
+    if report.usage_unknown_calls:
+        console.print(
+            Text(
+                f"{report.usage_unknown_calls} call(s), usage unknown: their spans said a call was made and "
+                "nothing of its tokens, so the costs above leave them out "
+                '(`spendwatch query "SELECT * FROM llm_calls WHERE usage_unknown"`).',
+                style="yellow",
+            )
+        )
     if standings and rules is not None:
         console.print()
         console.print(_budgets(standings, rules))

@@ -28,6 +28,12 @@ HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 ERROR_TYPE = "error.type"
 
 # spendwatch's own.
+# The key's fingerprint and hint. The names avoid what scrubbers look for (`api_key`, `secret`, `auth`,
+# `credential`, `token`, ... in logfire's defaults and most redaction rules): a scrubbed id would make
+# every key one key.
+SPENDWATCH_KEY_FINGERPRINT = "spendwatch.fingerprint.id"
+SPENDWATCH_KEY_HINT = "spendwatch.fingerprint.hint"
+# The names spendwatch sent before; the collector still reads them.
 SPENDWATCH_API_KEY_ID = "spendwatch.api_key.id"
 SPENDWATCH_API_KEY_HINT = "spendwatch.api_key.hint"
 SPENDWATCH_USAGE_ESTIMATED = "spendwatch.usage.estimated"

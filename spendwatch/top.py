@@ -68,6 +68,8 @@ def frame(config: Config, by: list[str], window: timedelta) -> Table:
         )
     if len(report.rows) > MAX_ROWS:
         table.add_row(Text(f"... and {len(report.rows) - MAX_ROWS} more", style="dim"))
+    if report.usage_unknown_calls:
+        table.caption = f"{report.usage_unknown_calls:,} calls, usage unknown · {table.caption}"
     return table
 
 

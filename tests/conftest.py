@@ -20,8 +20,15 @@ PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
 trace.set_tracer_provider(PROVIDER)
 
 
+# The peers' instrumentors installed as test dependencies (tests/peers): `opentelemetry-instrument` loads
+# every installed one, so a test about spendwatch alone (and every subprocess it starts) turns them off,
+# and a peer's test turns on the ones it is about.
+PEER_INSTRUMENTORS = "openai,anthropic,httpx,httpx2"
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", PEER_INSTRUMENTORS)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     for name in ("SPENDWATCH_DB", "SPENDWATCH_CONFIG", "SPENDWATCH_PROVIDER_HOSTS"):
@@ -100,7 +107,7 @@ def call_attributes(standin, key: str) -> dict:
         "server.address": "127.0.0.1",
         "server.port": standin.server_address[1],
         "http.response.status_code": 200,
-        "spendwatch.api_key.id": api_key_id(key),
-        "spendwatch.api_key.hint": key[-4:],
+        "spendwatch.fingerprint.id": api_key_id(key),
+        "spendwatch.fingerprint.hint": key[-4:],
         "spendwatch.usage.estimated": False,
     }

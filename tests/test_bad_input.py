@@ -125,7 +125,9 @@ def test_fuzzed_spans_become_sane_rows_that_store(fuzz_store, batch):
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bad-input")
-    collector = Collector(directory / "spendwatch.duckdb", directory / "log", shared=True).start()
+    config = directory / "spendwatch.toml"
+    config.write_text('[attributes]\nkeep = ["app.*", "deep"]\n')  # odd values in attributes the user keeps
+    collector = Collector(directory / "spendwatch.duckdb", directory / "log", config=config, shared=True).start()
     yield collector
     if collector.process.poll() is None:
         collector.stop()

@@ -296,3 +296,14 @@ def test_demo_prints_the_report_and_three_queries():
     ):
         assert expected in out
     assert "Traceback" not in result.stderr
+
+
+def test_explain_refuses_what_is_not_a_stored_trace(tmp_path):
+    from tests.collector import Collector
+
+    collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log").start()
+    assert collector.stop() == 0
+    bad = run_cli("explain", "--db", str(collector.db), "not-a-trace")
+    assert bad.returncode == 2 and "not a trace id" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = run_cli("explain", "--db", str(collector.db), "0" * 32)
+    assert unknown.returncode == 2 and "no model-call spans stored" in unknown.stderr

@@ -42,6 +42,7 @@ LLM_CALLS_SCHEMA = [
     ("finish_reasons", "VARCHAR[]"),
     ("server_address", "VARCHAR"),
     ("attributes", "JSON"),
+    ("usage_unknown", "BOOLEAN"),
 ]
 
 
@@ -52,6 +53,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m002_alerts",
         "m003_superseded_at_ingest",
         "m004_no_persistent_indexes",
+        "m005_call_identity",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -60,6 +62,27 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m002_alerts",
         "m003_superseded_at_ingest",
         "m004_no_persistent_indexes",
+        "m005_call_identity",
+    ]
+    # every span received, and why it was superseded (the audit `spendwatch explain` reads)
+    span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
+    assert span_columns[-4:] == [
+        ("superseded", "BOOLEAN"),
+        ("superseded_by", "VARCHAR"),
+        ("supersede_rule", "VARCHAR"),
+        ("provider_raw", "VARCHAR"),
+    ]
+    assert [row[:2] for row in con.execute("DESCRIBE span_links").fetchall()] == [
+        ("trace_id", "VARCHAR"),
+        ("span_id", "VARCHAR"),
+        ("parent_span_id", "VARCHAR"),
+        ("received_at", "TIMESTAMP WITH TIME ZONE"),
+    ]
+    assert [row[:2] for row in con.execute("DESCRIBE dropped_attributes").fetchall()] == [
+        ("name", "VARCHAR"),
+        ("spans", "BIGINT"),
+        ("first_seen", "TIMESTAMP WITH TIME ZONE"),
+        ("last_seen", "TIMESTAMP WITH TIME ZONE"),
     ]
     # no index on the calls: it would cost more bytes than the data (m004)
     assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)
@@ -90,7 +113,9 @@ def test_m004_keeps_every_stored_call(tmp_path):
     )
     before = con.execute("SELECT * FROM llm_call_spans ORDER BY trace_id").fetchall()
     calls_before = con.execute("SELECT count(*), sum(cost_usd) FROM llm_calls").fetchone()
-    assert migrate(con) == ["m004_no_persistent_indexes"]
+    m004 = MIGRATIONS[3]
+    assert m004.__name__ == "m004_no_persistent_indexes"
+    m004(con)
     assert con.execute("SELECT * FROM llm_call_spans ORDER BY trace_id").fetchall() == before
     assert con.execute("SELECT count(*), sum(cost_usd) FROM llm_calls").fetchone() == calls_before
     assert calls_before[0] == 800  # the superseded fifth stays out of the view
@@ -207,3 +232,38 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     assert result.returncode == 2
     assert "cannot be opened as a spendwatch database" in result.stderr and "Traceback" not in result.stderr
     assert db.read_text() == "not a database"
+
+
+def test_m005_decides_stored_spans_again_by_evidence(tmp_path):
+    """Under m003's rule a call made beside another in one trace was hidden; m005 gives it back."""
+    from spendwatch.collector.migrations import MIGRATIONS
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    for function in MIGRATIONS[:4]:
+        function(con)
+        con.execute("INSERT INTO _migrations VALUES (?, now())", [function.__name__])
+    trace = "a" * 32
+    spans = [
+        # (span, parent, scope, from spendwatch, response id, start s, end s, superseded under m003)
+        ("00000000000000a1", None, "sdk", False, "chatcmpl-1", 0, 10, True),  # wraps ours: rightly hidden
+        ("00000000000000b1", "00000000000000a1", "spendwatch.instrumentation", True, "chatcmpl-1", 1, 9, False),
+        ("00000000000000a2", None, "sdk", False, "chatcmpl-2", 0, 10, True),  # beside it (aiohttp): wrongly hidden
+    ]
+    for span_id, parent, scope, ours, response_id, start, end, superseded in spans:
+        con.execute(
+            """INSERT INTO llm_call_spans (trace_id, span_id, parent_span_id, start_time, end_time, provider,
+                   input_tokens, output_tokens, instrumentation_scope, from_spendwatch, response_id, superseded)
+               VALUES (?, ?, ?, to_timestamp(1764000000 + ?), to_timestamp(1764000000 + ?), 'openai', 10, 2,
+                       ?, ?, ?, ?)""",
+            [trace, span_id, parent, start, end, scope, ours, response_id, superseded],
+        )
+    assert con.execute("SELECT count(*) FROM llm_calls").fetchone() == (1,)
+    assert migrate(con) == ["m005_call_identity"]
+    assert con.execute("SELECT span_id FROM llm_calls ORDER BY span_id").fetchall() == [
+        ("00000000000000a2",),
+        ("00000000000000b1",),
+    ]
+    assert con.execute(
+        "SELECT superseded_by, supersede_rule FROM llm_call_spans WHERE span_id = '00000000000000a1'"
+    ).fetchone() == ("00000000000000b1", "response_id")

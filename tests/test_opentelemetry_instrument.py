@@ -83,8 +83,8 @@ def test_app_under_opentelemetry_instrument_exports_its_llm_calls(tmp_path: Path
     }
     assert usage == {"gpt-4o-mini": (17, 5), "gpt-4o": (9, 5), "claude-haiku-4-5": (40, 5)}
     assert by_model["claude-haiku-4-5"][1]["gen_ai.usage.cache_read.input_tokens"] == 30
-    assert by_model["gpt-4o"][1]["spendwatch.api_key.id"] == api_key_id(openai_key)
-    assert by_model["claude-haiku-4-5"][1]["spendwatch.api_key.id"] == api_key_id(anthropic_key)
+    assert by_model["gpt-4o"][1]["spendwatch.fingerprint.id"] == api_key_id(openai_key)
+    assert by_model["claude-haiku-4-5"][1]["spendwatch.fingerprint.id"] == api_key_id(anthropic_key)
 
 
 CODE_APP = """
@@ -120,4 +120,4 @@ def test_spendwatch_instrument_sets_up_export_when_the_app_has_none(tmp_path: Pa
     resource, scope, span = received[0]
     assert (resource["service.name"], scope) == ("worker", "spendwatch.instrumentation")
     assert attributes(span)["gen_ai.usage.input_tokens"] == 12
-    assert attributes(span)["spendwatch.api_key.id"] == api_key_id(key)
+    assert attributes(span)["spendwatch.fingerprint.id"] == api_key_id(key)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from spendwatch.collector.rows import SpanRow
 from spendwatch.collector.store import Store
 from spendwatch.config import load_file
 from spendwatch.rules.config import parse_rules_config
@@ -30,9 +31,9 @@ def call(
     provider: str = "openai",
     model: str = "gpt-4o",
     service: str = "billing",
-) -> tuple:
+) -> SpanRow:
     ns = int(at.timestamp() * 1e9)
-    return (
+    return SpanRow(
         secrets.token_hex(16),
         secrets.token_hex(8),
         None,

@@ -65,7 +65,7 @@ def test_azure_openai_deployment(as_provider, standin, library, asynchronous):
     assert attributes["gen_ai.request.model"] == "prod-gpt4o"
     assert attributes["gen_ai.response.model"] == "gpt-4o-2024-11-20"
     assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (40, 8)
-    assert attributes["spendwatch.api_key.id"] == api_key_id(key)
+    assert attributes["spendwatch.fingerprint.id"] == api_key_id(key)
 
 
 @LIBRARIES
@@ -110,7 +110,7 @@ def test_ollama_ndjson_stream(as_provider, standin, library, path, operation):
     assert attributes["gen_ai.request.stream"] is True  # Ollama streams unless told not to
     assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (26, 7)
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
-    assert "spendwatch.api_key.id" not in attributes  # a local Ollama has no key
+    assert "spendwatch.fingerprint.id" not in attributes  # a local Ollama has no key
 
 
 def test_ollama_unary_and_embed(as_provider, standin):
@@ -154,7 +154,7 @@ def test_gemini_json_array_stream(spans, standin, library, asynchronous):
     assert attributes["gen_ai.request.stream"] is True
     assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (70, 20)
     assert attributes["gen_ai.usage.reasoning.output_tokens"] == 5
-    assert attributes["spendwatch.api_key.id"] == api_key_id(key)
+    assert attributes["spendwatch.fingerprint.id"] == api_key_id(key)
 
 
 def test_gemini_key_in_query_parameter(spans, standin):
@@ -162,7 +162,7 @@ def test_gemini_key_in_query_parameter(spans, standin):
     with httpx2.Client(base_url=standin.base_url) as client:
         client.post(f"/v1beta/models/gemini-2.5-flash:generateContent?key={key}", json={"contents": []})
     attributes = dict(only_span(spans).attributes)
-    assert attributes["spendwatch.api_key.id"] == api_key_id(key)
+    assert attributes["spendwatch.fingerprint.id"] == api_key_id(key)
     assert all(key not in str(value) for value in attributes.values())
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from spendwatch.collector.attributes import KeepList
 from spendwatch.collector.grpc_receiver import GrpcReceiver
 from spendwatch.collector.http_receiver import HttpReceiver
 from spendwatch.collector.ingest import Ingest
@@ -79,6 +80,18 @@ def _prune_daily(writer: Writer, keep: timedelta, stop: threading.Event) -> None
         stop.wait(RETENTION_INTERVAL_SECONDS)
 
 
+LINK_PRUNE_INTERVAL_SECONDS = 300
+
+
+def _prune_links_often(writer: Writer, stop: threading.Event) -> None:
+    """The parent links of spans that are not model calls are needed minutes, not days (collector/resolve.py)."""
+    while not stop.wait(LINK_PRUNE_INTERVAL_SECONDS):
+        try:
+            writer.call(lambda store: store.prune_links()).result()
+        except Exception as error:
+            logger.error("forgetting old span links failed (%s); trying again later", error)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -102,7 +115,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         logger.info("database %s: applied migrations %s", config.db, ", ".join(store.migrations_applied))
     writer = Writer(store, config.max_queued_spans)
     writer.start()
-    ingest = Ingest(writer, Pricer(config.prices))
+    ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes))
     try:
         http = HttpReceiver(config.host, config.http_port, ingest, ingest_token=config.ingest_token)
         grpc_receiver = GrpcReceiver(config.host, config.grpc_port, ingest, ingest_token=config.ingest_token)
@@ -169,6 +182,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         dashboard.start()
     engine["rules"].start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
+    threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
         retention = threading.Thread(
             target=_prune_daily, args=(writer, config.retention, stop), name="spendwatch-retention", daemon=True
@@ -242,4 +256,5 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     engine["rules"] = RulesEngine(lambda: store.con, config.rules)
     engine["rules"].start()
     ingest.pricer = Pricer(config.prices)
+    ingest.keep = KeepList(config.keep_attributes)
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))

@@ -246,6 +246,61 @@ def m004_no_persistent_indexes(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+LLM_CALLS_VIEW_M005 = """
+    CREATE VIEW llm_calls AS
+    SELECT
+        trace_id, span_id, parent_span_id, start_time, end_time, duration_ms, service_name, provider,
+        operation, request_model, response_model, response_id, streaming, input_tokens, output_tokens,
+        cache_read_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_usd, api_key_id,
+        api_key_hint, status_code, error_type, finish_reasons, server_address, attributes,
+        (input_tokens IS NULL AND output_tokens IS NULL AND error_type IS NULL AND coalesce(status_code, 0) < 400)
+            AS usage_unknown
+    FROM llm_call_spans
+    WHERE NOT superseded
+"""
+
+
+@migration
+def m005_call_identity(con: duckdb.DuckDBPyConnection) -> None:
+    """Call identity from evidence (collector/identity.py), recorded; usage unknown as a state.
+
+    m003's rule took a span for a wrapper of another when a spendwatch span started inside its time window,
+    and counted siblings of one call twice. Each superseded span now says which span superseded it and by
+    which rule (`superseded_by`, `supersede_rule`); `provider_raw` keeps the provider's spelling where it
+    differed from the stored name; `span_links` holds, for a while, the parents of spans that are not model
+    calls, so that ancestry runs through them; `dropped_attributes` counts the attribute names the
+    allow-list dropped. The stored spans are decided again under the new rules.
+    """
+    con.execute("DROP VIEW llm_calls")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN superseded_by VARCHAR")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN supersede_rule VARCHAR")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN provider_raw VARCHAR")
+    con.execute(
+        """
+        CREATE TABLE span_links (
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR NOT NULL,
+            parent_span_id VARCHAR NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE dropped_attributes (
+            name VARCHAR PRIMARY KEY,
+            spans BIGINT NOT NULL,
+            first_seen TIMESTAMPTZ NOT NULL,
+            last_seen TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    con.execute(LLM_CALLS_VIEW_M005)
+    from spendwatch.collector.resolve import resolve_stored
+
+    resolve_stored(con, since=None)
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")

@@ -5,9 +5,11 @@ own, openai-v2, OpenLLMetry, other languages), including the deprecated `gen_ai.
 token names. Not kept: agent, tool and workflow spans, and everything without a GenAI provider; those
 are counted as dropped.
 
-What is kept of a span is its typed columns and, in `attributes`, the rest — minus content (prompts,
-completions, messages, tool arguments: stripped whatever instrumentation sent them) and minus anything
-that looks like a secret, by its key or its value (logfire's scrubbing patterns).
+What is kept of a span is its typed columns and, in `attributes`, what the allow-list keeps
+(`attributes.py`: attributes without content, the resource's identity, the user's `keep`); the names of
+the rest are counted. Every stored string, typed columns included, goes through the secret scrubber
+(`scrub.py`). Spans that are not model calls leave only their parent link (`SpanLink`), which call
+identity follows from an SDK's span down to the HTTP span of the same call.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from spendwatch import semconv
+from spendwatch.collector import providers, scrub
+from spendwatch.collector.attributes import NOTHING_MORE, KeepList, kept_attributes
 from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.rows import SpanLink, SpanRow
 
 MODEL_OPERATIONS = frozenset(
     {"chat", "generate_content", "text_completion", "embeddings", "completion", "embedding", "responses"}
@@ -28,20 +34,6 @@ MODEL_OPERATIONS = frozenset(
 NOT_MODEL_CALLS = frozenset(
     {"invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "workflow", "task", "agent", "tool"}
 )
-# Older or other spellings of semconv provider names.
-PROVIDER_ALIASES = {
-    "gemini": "gcp.gemini",
-    "google": "gcp.gemini",
-    "vertex_ai": "gcp.vertex_ai",
-    "az.ai.openai": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "mistralai": "mistral_ai",
-    "xai": "x_ai",
-    "bedrock": "aws.bedrock",
-    "together": "together_ai",
-    "fireworks": "fireworks_ai",
-}
-
 # Each typed column with the attribute names it is read from, the semconv name first.
 _TOKENS = {
     "input_tokens": (semconv.GEN_AI_USAGE_INPUT_TOKENS, "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
@@ -71,6 +63,8 @@ _TYPED = frozenset(
         semconv.HTTP_RESPONSE_STATUS_CODE,
         semconv.ERROR_TYPE,
         semconv.SERVER_ADDRESS,
+        semconv.SPENDWATCH_KEY_FINGERPRINT,
+        semconv.SPENDWATCH_KEY_HINT,
         semconv.SPENDWATCH_API_KEY_ID,
         semconv.SPENDWATCH_API_KEY_HINT,
         semconv.SPENDWATCH_USAGE_ESTIMATED,
@@ -78,37 +72,10 @@ _TYPED = frozenset(
     }
 )
 
-CONTENT_ATTRIBUTE_PREFIXES = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.tool.definitions",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-    "llm.prompts",
-    "llm.completions",
-    "llm.input_messages",
-    "llm.output_messages",
-    "llm.request.functions",
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    "input.value",
-    "output.value",
-)
-
-# logfire's default scrubbing patterns, matched against attribute keys and string values.
-_SECRET_KEY = re.compile(
-    r"password|passwd|mysql_pwd|secret|auth(?!ors?\b)|credential|private[._ -]?key|api[._ -]?key|session|cookie"
-    r"|social[._ -]?security|credit[._ -]?card|(?:\b|_)csrf(?:\b|_)|(?:\b|_)xsrf(?:\b|_)|(?:\b|_)jwt(?:\b|_)"
-    r"|(?:\b|_)ssn(?:\b|_)",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = re.compile(
-    r"\b(?:sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}"
-    r"|Bearer\s+[A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
-)
+# What a key id looks like: spendwatch's are 16 hex digits; other tools' are word-like. Anything else is a
+# scrubber's mark ("[Scrubbed due to 'api_key']", "****"), which would make every key one key.
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_KEY_ID_MARKS = frozenset({"redacted", "scrubbed", "masked", "hidden", "filtered", "removed"})
 MAX_ATTRIBUTE_CHARS = 4096
 MAX_TEXT_CHARS = 512  # a typed text column: a model name, a key id, an address
 MAX_VALUE_DEPTH = 8
@@ -138,24 +105,43 @@ def any_value(value: Any, depth: int = 0) -> Any:
         return [any_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
         return {item.key: any_value(item.value, depth + 1) for item in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return value.bytes_value[:MAX_ATTRIBUTE_CHARS].hex()
+    if kind == "bytes_value":  # text where it is text, so that the scrubber sees a key sent as bytes
+        raw = value.bytes_value[:MAX_ATTRIBUTE_CHARS]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.hex()
     return getattr(value, kind)
 
 
-def rows_from_request(request: Any, pricer: Pricer, counts: Counts) -> list[tuple]:
+@dataclass
+class Extract:
+    """What an export leaves for the writer besides its rows."""
+
+    links: list[SpanLink]
+    dropped_attributes: Counter
+
+
+def rows_from_request(
+    request: Any,
+    pricer: Pricer,
+    counts: Counts,
+    *,
+    keep: KeepList = NOTHING_MORE,
+    extract: Extract | None = None,
+) -> list[SpanRow]:
     """The rows of an `ExportTraceServiceRequest`; `counts` is updated with what was kept and dropped.
 
     A span that cannot be stored sanely (ids of the wrong length) is rejected and counted, alone: the
     other spans of its batch are stored. Odd values in a span that can be stored are made sane and the
-    span's `attributes` say what was changed, under `spendwatch.invalid`.
+    span's `attributes` say what was changed, under `spendwatch.invalid`. With `extract`, spans that are
+    not model calls leave their parent link there, and every row the names of its dropped attributes.
     """
     rows = []
+    dropped = extract.dropped_attributes if extract is not None else Counter()
     for resource_spans in request.resource_spans:
-        service_name = None
-        for attribute in resource_spans.resource.attributes:
-            if attribute.key == "service.name":
-                service_name = any_value(attribute.value)
+        resource = {attribute.key: any_value(attribute.value) for attribute in resource_spans.resource.attributes}
+        service_name = resource.get("service.name")
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name
             for span in scope_spans.spans:
@@ -163,19 +149,31 @@ def rows_from_request(request: Any, pricer: Pricer, counts: Counts) -> list[tupl
                 if len(span.trace_id) != TRACE_ID_BYTES or len(span.span_id) != SPAN_ID_BYTES:
                     counts.rejected += 1
                     continue
-                row = _row(span, scope, service_name, pricer)
+                row = _row(span, scope, service_name, resource, pricer, keep, dropped)
                 if row is None:
                     counts.dropped += 1
+                    if extract is not None and len(span.parent_span_id) == SPAN_ID_BYTES:
+                        extract.links.append(
+                            SpanLink(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
+                        )
                 else:
                     counts.kept += 1
                     rows.append(row)
     return rows
 
 
-def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | None:
+def _row(
+    span: Any,
+    scope: str,
+    service_name: Any,
+    resource: dict[str, Any],
+    pricer: Pricer,
+    keep: KeepList,
+    dropped: Counter,
+) -> SpanRow | None:
     attributes = {attribute.key: any_value(attribute.value) for attribute in span.attributes}
-    provider = attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)
-    if not isinstance(provider, str) or not provider:
+    provider_raw = attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)
+    if not isinstance(provider_raw, str) or not provider_raw.strip():
         return None
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME) or attributes.get("llm.request.type")
     if not isinstance(operation, str):
@@ -189,7 +187,7 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
     response_model = _text(attributes, semconv.GEN_AI_RESPONSE_MODEL, problems)
     if operation not in MODEL_OPERATIONS and not (request_model or response_model) and tokens["input_tokens"] is None:
         return None
-    provider = _clip(PROVIDER_ALIASES.get(provider.lower(), provider.lower()), "provider", problems)
+    provider = _clip(scrub.scrub_text(providers.normalize(provider_raw)), "provider", problems)
     start_ns, end_ns = _times(span, problems)
     status_code = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE, attributes.get("http.status_code"))
     if not (isinstance(status_code, int) and 100 <= status_code <= 599):
@@ -203,7 +201,9 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
     if isinstance(finish_reasons, str):
         finish_reasons = [finish_reasons]
     if isinstance(finish_reasons, list):
-        finish_reasons = [str(reason)[:MAX_TEXT_CHARS] for reason in finish_reasons[:MAX_FINISH_REASONS]]
+        finish_reasons = [
+            scrub.scrub_text(str(reason)[:MAX_TEXT_CHARS]) for reason in finish_reasons[:MAX_FINISH_REASONS]
+        ]
     else:
         finish_reasons = None
     cost = pricer.price(
@@ -216,17 +216,21 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         cache_write_tokens=tokens["cache_write_tokens"],
     )
     stream = attributes.get(semconv.GEN_AI_REQUEST_STREAM)
-    service_name = _clip(service_name, "service.name", problems) if isinstance(service_name, str) else None
-    operation = _clip(operation, semconv.GEN_AI_OPERATION_NAME, problems) if operation else None
+    if isinstance(service_name, str):
+        service_name = _clip(scrub.scrub_text(service_name), "service.name", problems)
+    else:
+        service_name = None
+    operation = _clip(scrub.scrub_text(operation), semconv.GEN_AI_OPERATION_NAME, problems) if operation else None
+    api_key_id = _key_id(attributes, problems)
+    api_key_hint = _key_id(attributes, problems, hint=True)
+    scope = _clip(scrub.scrub_text(scope), "scope", problems)
     response_id = _text(attributes, semconv.GEN_AI_RESPONSE_ID, problems)
-    api_key_id = _text(attributes, semconv.SPENDWATCH_API_KEY_ID, problems)
-    api_key_hint = _text(attributes, semconv.SPENDWATCH_API_KEY_HINT, problems)
     server_address = _text(attributes, semconv.SERVER_ADDRESS, problems)
-    scope = _clip(scope, "scope", problems)
-    kept = kept_attributes(attributes)
+    kept = kept_attributes(attributes, resource, _TYPED, keep, dropped)
     if problems:
-        kept["spendwatch.invalid"] = problems
-    return (
+        kept["spendwatch.invalid"] = [scrub.scrub_text(problem) for problem in problems]
+    provider_raw = provider_raw[:MAX_TEXT_CHARS]
+    return SpanRow(
         span.trace_id.hex(),
         span.span_id.hex(),
         span.parent_span_id.hex() if len(span.parent_span_id) == SPAN_ID_BYTES else None,
@@ -235,9 +239,9 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         service_name,
         provider,
         operation,
-        request_model,
-        response_model,
-        response_id,
+        _scrubbed(request_model),
+        _scrubbed(response_model),
+        _scrubbed(response_id),
         stream if isinstance(stream, bool) else None,
         tokens["input_tokens"],
         tokens["output_tokens"],
@@ -249,13 +253,36 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         api_key_id,
         api_key_hint,
         status_code,
-        error_type,
+        _scrubbed(error_type),
         finish_reasons,
-        server_address,
+        _scrubbed(server_address),
         json.dumps(kept, separators=(",", ":"), ensure_ascii=False),
         scope,
         scope == semconv.INSTRUMENTATION_SCOPE,
+        None if provider_raw == provider else scrub.scrub_text(provider_raw),
     )
+
+
+def _scrubbed(value: str | None) -> str | None:
+    return scrub.scrub_text(value) if value is not None else None
+
+
+def _key_id(attributes: dict[str, Any], problems: list[str], *, hint: bool = False) -> str | None:
+    """The key's id (or hint) under its name or the one spendwatch used before; a scrubber's mark is none."""
+    names = (
+        (semconv.SPENDWATCH_KEY_HINT, semconv.SPENDWATCH_API_KEY_HINT)
+        if hint
+        else (semconv.SPENDWATCH_KEY_FINGERPRINT, semconv.SPENDWATCH_API_KEY_ID)
+    )
+    for name in names:
+        value = _text(attributes, name, problems)
+        if value is None:
+            continue
+        if _KEY_ID.fullmatch(value) is None or value.lower() in _KEY_ID_MARKS or scrub.has_secret(value):
+            problems.append(f"{name}: not a key id (scrubbed on the way?); the call is stored without one")
+            return None
+        return value
+    return None
 
 
 def _times(span: Any, problems: list[str]) -> tuple[int, int]:
@@ -270,33 +297,6 @@ def _times(span: Any, problems: list[str]) -> tuple[int, int]:
         problems.append("end_time: before start_time; start_time is used")
         end_ns = start_ns
     return start_ns, end_ns
-
-
-def kept_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """The attributes that are not typed columns, without content and with secrets scrubbed."""
-    kept = {}
-    for key, value in attributes.items():
-        if key in _TYPED or key.startswith(CONTENT_ATTRIBUTE_PREFIXES):
-            continue
-        match = _SECRET_KEY.search(key)
-        kept[key[:MAX_TEXT_CHARS]] = f"[Scrubbed due to '{match.group(0)}']" if match else _scrub_value(value)
-    return kept
-
-
-def _scrub_value(value: Any) -> Any:
-    if isinstance(value, str):
-        value = value[:MAX_ATTRIBUTE_CHARS]
-        match = _SECRET_VALUE.search(value)
-        return "[Scrubbed due to a secret-like value]" if match else value
-    if isinstance(value, list):
-        return [_scrub_value(item) for item in value]
-    if isinstance(value, dict):
-        return {
-            key: "[Scrubbed]" if _SECRET_KEY.search(key) else _scrub_value(item)
-            for key, item in value.items()
-            if not key.startswith(CONTENT_ATTRIBUTE_PREFIXES)
-        }
-    return value
 
 
 def _first_count(attributes: dict[str, Any], names: tuple[str, ...], problems: list[str]) -> int | None:

@@ -6,7 +6,8 @@ into `llm_call_spans` inside the same transaction: an exporter's retry of a batc
 two copies of a span in one batch) is skipped row by row. The table has no key to enforce that (an index
 cost more than the data, see migration m004): a span's copies carry the same start time, so the check
 looks only at the stored spans that started within `SAME_CALL_HORIZON` of the batch, which DuckDB finds
-from its per-row-group min/max without reading the rest — the same window the supersede step reads.
+from its per-row-group min/max without reading the rest — the same window call identity reads
+(resolve.py), in the same transaction, so that no query sees two spans of one call.
 The Appender is ~250x faster than `executemany`.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,41 +24,15 @@ from typing import Any
 
 import duckdb
 
-from spendwatch.collector.migrations import SUPERSEDED_SQL, migrate
+from spendwatch.collector.migrations import migrate
+from spendwatch.collector.resolve import prune_links, resolve_batch, resolve_linked
+from spendwatch.collector.rows import ROW_COLUMNS, SpanLink
 
-# The order of the values in a row handed to `Store.write`; times are nanoseconds since the epoch.
-ROW_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("trace_id", "VARCHAR"),
-    ("span_id", "VARCHAR"),
-    ("parent_span_id", "VARCHAR"),
-    ("start_ns", "BIGINT"),
-    ("end_ns", "BIGINT"),
-    ("service_name", "VARCHAR"),
-    ("provider", "VARCHAR"),
-    ("operation", "VARCHAR"),
-    ("request_model", "VARCHAR"),
-    ("response_model", "VARCHAR"),
-    ("response_id", "VARCHAR"),
-    ("streaming", "BOOLEAN"),
-    ("input_tokens", "BIGINT"),
-    ("output_tokens", "BIGINT"),
-    ("cache_read_tokens", "BIGINT"),
-    ("cache_write_tokens", "BIGINT"),
-    ("reasoning_tokens", "BIGINT"),
-    ("usage_estimated", "BOOLEAN"),
-    ("cost_usd", "DOUBLE"),
-    ("api_key_id", "VARCHAR"),
-    ("api_key_hint", "VARCHAR"),
-    ("status_code", "INTEGER"),
-    ("error_type", "VARCHAR"),
-    ("finish_reasons", "VARCHAR[]"),
-    ("server_address", "VARCHAR"),
-    ("attributes", "VARCHAR"),
-    ("instrumentation_scope", "VARCHAR"),
-    ("from_spendwatch", "BOOLEAN"),
-)
+__all__ = ["ROW_COLUMNS", "SAME_CALL_HORIZON", "Store", "connect", "open_existing"]
 
 _STAGING = "_incoming_spans"
+_LINKS_STAGING = "_incoming_links"
+MAX_DROPPED_ATTRIBUTE_NAMES = 10_000  # distinct names counted; later ones count under "[other]"
 MEMORY_LIMIT = "2GB"
 # The spans of one call (an SDK's span and ours inside it) start within this of each other: the writer
 # looks this far back from a batch for spans it supersedes or is superseded by, which keeps the cost of
@@ -116,7 +92,11 @@ class Store:
         self.migrations_applied = migrate(self.con)
         columns = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
         self.con.execute(f"CREATE TEMP TABLE {_STAGING} ({columns})")
+        self.con.execute(
+            f"CREATE TEMP TABLE {_LINKS_STAGING} (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR)"
+        )
         self._appender = self.con.appender(_STAGING)
+        self._links_appender = self.con.appender(_LINKS_STAGING)
         names = [name for name, _ in ROW_COLUMNS]
         select = ", ".join(_NS_TO_TIMESTAMP.format(name) if name in ("start_ns", "end_ns") else name for name in names)
         target = ", ".join({"start_ns": "start_time", "end_ns": "end_time"}.get(name, name) for name in names)
@@ -130,11 +110,16 @@ class Store:
                   AND stored.trace_id = incoming.trace_id AND stored.span_id = incoming.span_id
             )
         """
-        self._supersede = SUPERSEDED_SQL.format(traces=f"AND s.trace_id IN (SELECT trace_id FROM {_STAGING})")
 
-    def write(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Commit `rows`; returns how many were new (the rest were already stored)."""
-        if not rows:
+    def write(
+        self,
+        rows: Sequence[Sequence[Any]],
+        links: Sequence[SpanLink] = (),
+        dropped_attributes: Counter | None = None,
+    ) -> int:
+        """Commit `rows` (and the parent links and dropped attribute names of the same exports); returns how
+        many rows were new (the rest were already stored)."""
+        if not rows and not links and not dropped_attributes:
             return 0
         if self._write_delay:
             time.sleep(self._write_delay)
@@ -143,20 +128,61 @@ class Store:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            self._appender.append_rows(rows)
-            self._appender.flush()
-            first = datetime.fromtimestamp(min(row[3] for row in rows) / 1e9, UTC) - SAME_CALL_HORIZON
-            last = datetime.fromtimestamp(max(row[3] for row in rows) / 1e9, UTC) + SAME_CALL_HORIZON
-            (inserted,) = con.execute(self._move, {"first": first, "last": last}).fetchone()
-            con.execute(self._supersede, {"since": first})
+            inserted = 0
+            if links:
+                self._links_appender.append_rows(links)
+                self._links_appender.flush()
+                con.execute(f"INSERT INTO span_links BY NAME SELECT DISTINCT * FROM {_LINKS_STAGING}")
+                con.execute(f"DELETE FROM {_LINKS_STAGING}")
+            if rows:
+                self._appender.append_rows(rows)
+                self._appender.flush()
+                first = datetime.fromtimestamp(min(row[3] for row in rows) / 1e9, UTC) - SAME_CALL_HORIZON
+                last = datetime.fromtimestamp(max(row[3] for row in rows) / 1e9, UTC) + SAME_CALL_HORIZON
+                (inserted,) = con.execute(self._move, {"first": first, "last": last}).fetchone()
+                if inserted:
+                    resolve_batch(con, _STAGING, first, last)
+            if links:  # a link can join spans of a call that are already stored
+                traces = {link.trace_id for link in links} - {row[0] for row in rows}
+                if traces:
+                    resolve_linked(con, traces, datetime.now(UTC), SAME_CALL_HORIZON)
             con.execute(f"DELETE FROM {_STAGING}")
+            if dropped_attributes:
+                self._count_dropped(dropped_attributes)
             con.execute("COMMIT")
         except BaseException:
             self._appender.clear()
+            self._links_appender.clear()
             with contextlib.suppress(duckdb.Error):  # an invalidated database: `recover` reopens it
                 con.execute("ROLLBACK")
             raise
         return int(inserted)
+
+    def _count_dropped(self, dropped: Counter) -> None:
+        (known,) = self.con.execute("SELECT count(*) FROM dropped_attributes").fetchone()
+        counts: Counter = Counter()
+        if known >= MAX_DROPPED_ATTRIBUTE_NAMES:
+            existing = {
+                name
+                for (name,) in self.con.execute(
+                    "SELECT name FROM dropped_attributes WHERE name IN (SELECT unnest($names))",
+                    {"names": list(dropped)},
+                ).fetchall()
+            }
+            for name, count in dropped.items():
+                counts[name if name in existing else "[other]"] += count
+        else:
+            counts = dropped
+        self.con.execute(
+            """INSERT INTO dropped_attributes
+               SELECT name, spans, now(), now() FROM (SELECT unnest($names) AS name, unnest($spans) AS spans)
+               ON CONFLICT (name) DO UPDATE SET spans = spans + excluded.spans, last_seen = excluded.last_seen""",
+            {"names": list(counts), "spans": list(counts.values())},
+        )
+
+    def prune_links(self) -> int:
+        """Between commits: forget the links no span still to come can need."""
+        return prune_links(self.con, datetime.now(UTC), SAME_CALL_HORIZON)
 
     def recover(self) -> None:
         """After a failed write: reopen the database if the failure left the connection unusable."""

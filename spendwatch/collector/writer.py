@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
+from spendwatch.collector.rows import SpanLink
 from spendwatch.collector.store import Store
 
 logger = logging.getLogger("spendwatch.collector")
@@ -27,6 +30,17 @@ DEFAULT_MAX_QUEUED_SPANS = 50_000
 
 class Overloaded(Exception):
     pass
+
+
+@dataclass
+class _Batch:
+    rows: list
+    links: list[SpanLink]
+    dropped_attributes: Counter
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.links)
 
 
 class Writer:
@@ -48,18 +62,24 @@ class Writer:
         """Ready for exports: the writer runs and its last commit (if any) succeeded."""
         return self._thread.is_alive() and not self.last_write_failed
 
-    def submit(self, rows: Sequence[Sequence[Any]]) -> Future:
-        """Queue rows for the next commit; the future's result is how many were new."""
+    def submit(
+        self,
+        rows: Sequence[Sequence[Any]],
+        links: Sequence[SpanLink] = (),
+        dropped_attributes: Counter | None = None,
+    ) -> Future:
+        """Queue rows (and the parent links and dropped attribute names of the same export) for the next
+        commit; the future's result is how many rows were new."""
         future: Future = Future()
-        rows = list(rows)
+        batch = _Batch(list(rows), list(links), dropped_attributes or Counter())
         with self._lock:
-            if self._queued_spans and self._queued_spans + len(rows) > self.max_queued_spans:
+            if self._queued_spans and self._queued_spans + batch.size > self.max_queued_spans:
                 raise Overloaded
             try:
-                self._queue.put_nowait((rows, future))
+                self._queue.put_nowait((batch, future))
             except queue.Full:
                 raise Overloaded from None
-            self._queued_spans += len(rows)
+            self._queued_spans += batch.size
         return future
 
     def call(self, function: Callable[[Store], Any]) -> Future:
@@ -83,7 +103,7 @@ class Writer:
                 self._run_call(work, future)
                 continue
             batches = [(work, future)]
-            size = len(work)
+            size = work.size
             stop_after = False
             while size < MAX_ROWS_PER_COMMIT:
                 try:
@@ -99,19 +119,23 @@ class Writer:
                     self._run_call(*item)
                     continue
                 batches.append(item)
-                size += len(item[0])
+                size += item[0].size
             self._commit(batches)
             if stop_after:
                 return
 
-    def _commit(self, batches: list[tuple[list, Future]]) -> None:
+    def _commit(self, batches: list[tuple[_Batch, Future]]) -> None:
         if not batches:
             return
-        rows = [row for batch, _ in batches for row in batch]
+        rows = [row for batch, _ in batches for row in batch.rows]
+        links = [link for batch, _ in batches for link in batch.links]
+        dropped: Counter = Counter()
+        for batch, _ in batches:
+            dropped.update(batch.dropped_attributes)
         with self._lock:
-            self._queued_spans -= len(rows)
+            self._queued_spans -= len(rows) + len(links)
         try:
-            inserted = self.store.write(rows)
+            inserted = self.store.write(rows, links, dropped)
         except Exception as error:
             self.last_write_failed = True
             logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)

@@ -17,7 +17,7 @@ import json
 from time import time_ns
 from typing import Any
 
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, get_current, set_value
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from spendwatch import semconv
@@ -33,6 +33,8 @@ from spendwatch.instrumentation.streams import (
 )
 
 CHARS_PER_TOKEN = 4
+# OpenTelemetry's suppress-instrumentation keys: the context key, and the string older code still sets.
+_SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, "suppress_instrumentation")
 _NOT_CONTENT_KEYS = frozenset({"model", "role", "type", "name", "id", "tool_call_id", "stream", "encoding_format"})
 _MAX_ESTIMATE_DEPTH = 32
 
@@ -232,19 +234,30 @@ class Call:
 
         key = api_key_from_request(self.request.headers, url.params.get("key") if url.query else None)
         if key:
-            attributes[semconv.SPENDWATCH_API_KEY_ID] = api_key_id(key)
+            attributes[semconv.SPENDWATCH_KEY_FINGERPRINT] = api_key_id(key)
             hint = api_key_hint(key)
             if hint:
-                attributes[semconv.SPENDWATCH_API_KEY_HINT] = hint
+                attributes[semconv.SPENDWATCH_KEY_HINT] = hint
 
         model = request_model or self.response_model
         name = f"{match.route.operation} {model}" if model else match.route.operation
-        span = self.recorder.tracer.start_span(
-            name, context=self.parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.start_ns
-        )
-        if self.error_type:
-            span.set_status(StatusCode.ERROR)
-        span.end(end_time=end_ns)
+        # Recorded even where the app suppresses instrumentation: logfire runs the SDK call inside
+        # OpenTelemetry's suppress context, and its tracer then hands out spans that are never exported.
+        # The collector's dedupe makes our span safe beside the app's; our own exporter's requests are
+        # never LLM calls, so they still leave no span.
+        unsuppressed = get_current()
+        for key in _SUPPRESS_KEYS:
+            unsuppressed = set_value(key, False, unsuppressed)
+        token = attach(unsuppressed)
+        try:
+            span = self.recorder.tracer.start_span(
+                name, context=self.parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.start_ns
+            )
+            if self.error_type:
+                span.set_status(StatusCode.ERROR)
+            span.end(end_time=end_ns)
+        finally:
+            detach(token)
 
 
 def _request_json(request: Any) -> dict[str, Any] | None:

@@ -27,9 +27,17 @@ METRIC_SQL = {
     "requests": "count(*)",
     "errors": "count(*) FILTER (error_type IS NOT NULL)",
     "error_rate": "count(*) FILTER (error_type IS NOT NULL) / count(*)",
+    # calls whose spans said nothing of their tokens: money nobody counted
+    "usage_unknown": "count(*) FILTER (usage_unknown)",
     "p95_latency_ms": "quantile_cont(duration_ms, 0.95)",
 }
-ADDITIVE = {"cost_usd", "tokens", "requests", "errors"}  # an empty bucket is a zero, not a missing value
+ADDITIVE = {
+    "cost_usd",
+    "tokens",
+    "requests",
+    "errors",
+    "usage_unknown",
+}  # an empty bucket is a zero, not a missing value
 MAD_TO_SIGMA = 1.4826
 MIN_SCALE_OF_MEDIAN = 0.05
 MAX_EPISODE_BUCKETS = 48

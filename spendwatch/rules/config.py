@@ -48,7 +48,7 @@ KIND_KEYS = {
     "anomaly": COMMON_KEYS | {"metric", "bucket", "baseline", "sensitivity", "min_value"},
     "keys": {"name", "kind", "every", "where", "notify", "lookback", "retired"},
 }
-METRICS = ("cost_usd", "tokens", "requests", "errors", "error_rate", "p95_latency_ms")
+METRICS = ("cost_usd", "tokens", "requests", "errors", "error_rate", "p95_latency_ms", "usage_unknown")
 DEFAULT_EVERY = timedelta(minutes=1)
 DEFAULT_SETTLE = timedelta(seconds=30)
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")

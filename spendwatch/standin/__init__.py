@@ -11,9 +11,14 @@ A request steers its answer with headers (never recorded by the instrumentation)
   terms (Anthropic's `input_tokens` without the cache, Gemini's candidates without thoughts).
 - `x-standin-status: 429` — answer with that error status (and a body that quotes the prompt, as real
   providers' error bodies do); `x-standin-reply: text` — the completion text; `x-standin-chunks: N` — how
-  many stream chunks; `x-standin-groq: 1` — usage under `x_groq`; `x-standin-response-model: name`.
+  many stream chunks; `x-standin-groq: 1` — usage under `x_groq`; `x-standin-response-model: name`;
+  `x-standin-fail-first: ID=N` — the first N requests carrying ID fail with 500 (or `x-standin-status`),
+  so that an SDK's retry succeeds.
+
+`StandinServer.billed` lists every request answered as billable (its response id, model, usage and the
+key that paid): the ledger the tests compare stored calls with.
 """
 
-from spendwatch.standin.server import StandinServer, Usage
+from spendwatch.standin.server import Billed, StandinServer, Usage
 
-__all__ = ["StandinServer", "Usage"]
+__all__ = ["Billed", "StandinServer", "Usage"]

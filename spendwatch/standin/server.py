@@ -76,6 +76,52 @@ class Exchange:
         return self.headers.get("x-standin-response-model") or self.model
 
 
+@dataclass(frozen=True)
+class Billed:
+    """A request the stand-in answered as a provider would bill it: what the tests compare rows with."""
+
+    serial: int
+    path: str
+    response_id: str | None
+    model: str
+    usage: Usage
+    key: str | None
+
+
+_KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
+
+
+def _credential(exchange: Exchange) -> str | None:
+    for name in _KEY_HEADERS:
+        if exchange.headers.get(name):
+            return exchange.headers[name].strip()
+    scheme, _, token = (exchange.headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return (exchange.query.get("key") or [None])[0]
+
+
+def _response_id(answer: wire.Answer) -> str | None:
+    """The id the answer carries: in its body, or in the first event of its stream that has one."""
+    documents: list[Any] = [answer.body] if answer.events is None else []
+    for event in answer.events or ():
+        for line in event.decode(errors="replace").splitlines():
+            text = line[len("data:") :].strip() if line.startswith("data:") else line.strip().lstrip("[,")
+            try:
+                documents.append(json.loads(text))
+            except ValueError:
+                continue
+    for document in documents:
+        if not isinstance(document, dict):
+            continue
+        for container in (document, document.get("message"), document.get("response")):
+            if isinstance(container, dict):
+                for name in ("id", "responseId"):
+                    if isinstance(container.get(name), str):
+                        return container[name]
+    return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
@@ -97,13 +143,21 @@ class _Handler(BaseHTTPRequestHandler):
         exchange = Exchange(url.path, parse_qs(url.query), body, self.headers, self.server.next_serial())
         self.server.record(exchange)
         status = int(self.headers.get("x-standin-status") or 200)
+        if self.server.fails_now(self.headers.get("x-standin-fail-first")):
+            status = status if status >= 400 else 500
         if status >= 400:
             self._send_json(status, wire.error_body(exchange, status))
             return
         answer = wire.answer(exchange)
         if answer is None:
             self._send_json(404, {"error": {"message": f"no stand-in route for {url.path}"}})
-        elif answer.events is None:
+            return
+        self.server.bill(
+            Billed(
+                exchange.serial, url.path, _response_id(answer), exchange.model, exchange.usage, _credential(exchange)
+            )
+        )
+        if answer.events is None:
             self._send_json(200, answer.body)
         else:
             self._send_stream(answer.content_type, answer.events)
@@ -147,6 +201,8 @@ class StandinServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._serial = 0
         self.requests: list[Exchange] = []
+        self.billed: list[Billed] = []
+        self._failures: dict[str, int] = {}
         self._thread: threading.Thread | None = None
 
     @property
@@ -172,6 +228,20 @@ class StandinServer(ThreadingHTTPServer):
     def record(self, exchange: Exchange) -> None:
         with self._lock:
             self.requests.append(exchange)
+
+    def bill(self, billed: Billed) -> None:
+        with self._lock:
+            self.billed.append(billed)
+
+    def fails_now(self, header: str | None) -> bool:
+        """`x-standin-fail-first: ID=N`: the first N requests carrying ID fail (an SDK's retry then succeeds)."""
+        if not header:
+            return False
+        name, _, count = header.partition("=")
+        with self._lock:
+            seen = self._failures.get(name, 0)
+            self._failures[name] = seen + 1
+        return seen < int(count or 1)
 
     def __enter__(self) -> StandinServer:
         self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-standin", daemon=True)

@@ -43,11 +43,17 @@ def render(data: Dashboard) -> str:
     spend = data.spend
     period = spend.period
     unpriced = f', <strong id="total-unpriced">{count(spend.unpriced_calls)}</strong> unpriced'
+    unknown = (
+        f', <strong id="total-usage-unknown">{count(spend.usage_unknown_calls)}</strong> calls, usage unknown'
+        if spend.usage_unknown_calls
+        else ""
+    )
     body = [
         "<header><h1>spendwatch</h1>",
         f'<p class="summary">Last {escape(period.name)}: <strong id="total-spend">{money(spend.total_usd)}</strong>'
         f' over <strong id="total-calls">{count(spend.calls)}</strong> calls'
         + (unpriced if spend.unpriced_calls else "")
+        + unknown
         + f" · as of {_when(data.now, zone)} {escape(data.timezone)}</p></header>",
         _controls(period.name, spend.stack),
         "<main>",

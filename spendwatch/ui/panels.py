@@ -89,6 +89,7 @@ class SpendOverTime:
     total_usd: float = 0.0
     calls: int = 0
     unpriced_calls: int = 0
+    usage_unknown_calls: int = 0
 
 
 def spend_over_time(query: Query, period: Period, stack: str, config: RulesConfig) -> SpendOverTime:
@@ -125,13 +126,14 @@ def spend_over_time(query: Query, period: Period, stack: str, config: RulesConfi
     series.sort(key=lambda item: (-item.total, item.label))
     if None in by_group and any(by_group[None]):
         series.append(Series("other", None, by_group[None]))
-    ((total, calls, unpriced),) = query(
+    ((total, calls, unpriced, usage_unknown),) = query(
         """SELECT coalesce(sum(cost_usd), 0), count(*),
-                  count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
+                  count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL),
+                  count(*) FILTER (usage_unknown)
            FROM llm_calls WHERE start_time >= ?""",
         [period.start],
     )
-    return SpendOverTime(period, stack, series, float(total), calls, unpriced)
+    return SpendOverTime(period, stack, series, float(total), calls, unpriced, usage_unknown)
 
 
 @dataclass

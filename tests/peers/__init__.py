@@ -1,0 +1,1 @@
+"""The third-party instrumentations apps already run, run as their users run them beside spendwatch."""
