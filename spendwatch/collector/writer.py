@@ -14,7 +14,10 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
+
+import duckdb
 
 from spendwatch.collector.store import Store
 
@@ -25,8 +28,23 @@ MAX_ROWS_PER_COMMIT = 50_000
 DEFAULT_MAX_QUEUED_SPANS = 50_000
 
 
+# Errors that come from the rows themselves (a value the column cannot take), not from the disk or the
+# file: the commit is retried export by export and row by row, and only the rows that fail alone are
+# refused. Anything else fails the commit, retryably.
+DATA_ERRORS = (duckdb.DataError, duckdb.InvalidInputException, TypeError, ValueError, OverflowError)
+
+
 class Overloaded(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a commit did with one export's rows: how many were new (None: not known apart from the
+    other exports committed with them) and how many were refused as unstorable."""
+
+    inserted: int | None
+    refused: int
 
 
 class Writer:
@@ -45,11 +63,16 @@ class Writer:
         self._thread.start()
 
     def healthy(self) -> bool:
-        """Ready for exports: the writer runs and its last commit (if any) succeeded."""
-        return self._thread.is_alive() and not self.last_write_failed
+        """Ready for exports: the writer runs, its last commit (if any) succeeded and its queue has room."""
+        return (
+            self._thread.is_alive()
+            and not self.last_write_failed
+            and self._queued_spans < self.max_queued_spans
+            and not self._queue.full()
+        )
 
     def submit(self, rows: Sequence[Sequence[Any]]) -> Future:
-        """Queue rows for the next commit; the future's result is how many were new."""
+        """Queue rows for the next commit; the future's result is a `Written`."""
         future: Future = Future()
         rows = list(rows)
         with self._lock:
@@ -112,21 +135,60 @@ class Writer:
             self._queued_spans -= len(rows)
         try:
             inserted = self.store.write(rows)
+        except DATA_ERRORS as error:
+            # Something in the rows themselves: the other exports in this commit are not to pay for it.
+            logger.warning("a commit of %d calls was refused (%s); storing each export apart", len(rows), error)
+            self._commit_apart(batches)
+            return
         except Exception as error:
-            self.last_write_failed = True
-            logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
-            for _, future in batches:
-                future.set_exception(error)
-            try:
-                self.store.recover()
-            except Exception as reopen_error:  # the next write will fail and try again
-                logger.error("reopening the database failed: %s", reopen_error)
+            self._failed(batches, rows, error)
             return
         self.last_write_failed = False
         self.stored += inserted
         self.duplicates += len(rows) - inserted
         for _, future in batches:
-            future.set_result(inserted)
+            future.set_result(Written(inserted if len(batches) == 1 else None, 0))
+
+    def _commit_apart(self, batches: list[tuple[list, Future]]) -> None:
+        """Each export in its own commit; in an export that still fails, each row alone, and the bad ones refused."""
+        for batch, future in batches:
+            try:
+                inserted, refused = self._write_isolating(batch)
+            except Exception as error:  # not the data after all (the disk, the file): retryable, as any failure
+                self._failed([(batch, future)], batch, error)
+                continue
+            self.last_write_failed = False
+            self.stored += inserted
+            self.duplicates += len(batch) - refused - inserted
+            future.set_result(Written(inserted, refused))
+
+    def _write_isolating(self, rows: list) -> tuple[int, int]:
+        try:
+            return self.store.write(rows), 0
+        except DATA_ERRORS:
+            if len(rows) == 1:
+                self.store.recover()
+                return 0, 1
+        self.store.recover()
+        inserted = refused = 0
+        for row in rows:
+            try:
+                inserted += self.store.write([row])
+            except DATA_ERRORS as error:
+                logger.warning("refused a call that cannot be stored (%s)", type(error).__name__)
+                refused += 1
+                self.store.recover()
+        return inserted, refused
+
+    def _failed(self, batches: list[tuple[list, Future]], rows: list, error: Exception) -> None:
+        self.last_write_failed = True
+        logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
+        for _, future in batches:
+            future.set_exception(error)
+        try:
+            self.store.recover()
+        except Exception as reopen_error:  # the next write will fail and try again
+            logger.error("reopening the database failed: %s", reopen_error)
 
     def _run_call(self, function: Callable[[Store], Any], future: Future) -> None:
         try:
