@@ -20,6 +20,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_REASON_CHARS = 300
+# The protobuf decoder refuses messages nested deeper than 100; OTLP/JSON gets the same bound (each
+# message level is about two JSON levels), rather than whatever Python's recursion limit allows.
+MAX_JSON_DEPTH = 200
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 # google.rpc.Code values for Status bodies (OTLP clients do not act on them; they help a person reading one).
@@ -62,6 +65,8 @@ def decode(message_type: type, body: bytes, content_type: str | None) -> tuple[A
             raise BadRequest(400, f"body is not valid JSON: {error}") from None
         if not isinstance(document, dict):
             raise BadRequest(400, "body is not an OTLP JSON object")
+        if _depth_exceeds(document, MAX_JSON_DEPTH):
+            raise BadRequest(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
         message = message_type()
         try:
             _hex_ids_to_base64(document)
@@ -92,6 +97,21 @@ def encode(message: Any, as_json: bool) -> tuple[bytes, str]:
     if as_json:
         return json.dumps(json_format.MessageToDict(message)).encode(), "application/json"
     return message.SerializeToString(), "application/x-protobuf"
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether JSON objects and arrays nest deeper than `limit`, found without recursion."""
+    level = [document]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
