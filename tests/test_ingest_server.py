@@ -8,6 +8,7 @@ import gzip
 import json
 import secrets
 import socket
+import threading
 import time
 import zlib
 from collections import Counter
@@ -435,3 +436,97 @@ def test_logs_carry_no_query_string_or_token_at_debug_level(tmp_path):
     assert "otlp/http: POST /v1/traces 200" in log and "dashboard: GET / 303" in log, log  # requests are logged ...
     for secret in (secret_query, ingest_token, collector.info["ui_token"], collector.info["token"]):
         assert secret not in log, [line for line in log.splitlines() if secret in line]  # ... without what they carried
+
+
+# -- everything at once ---------------------------------------------------------------------------------
+
+SLOW_CLIENTS = 64
+EXPORTERS = 50
+EXPORTS_EACH = 3
+SPANS_EACH = 20
+
+
+def test_slow_clients_a_burst_of_exporters_and_a_heavy_query_at_once(tmp_path):
+    collector = Collector(
+        tmp_path / "spendwatch.duckdb", tmp_path / "log", env={"SPENDWATCH_QUERY_TIMEOUT": "20"}
+    ).start()
+    port = collector.info["http_port"]
+    tag = secrets.token_hex(4)
+    # 64 clients that send their headers and the start of a body, then nothing: each costs the daemon a
+    # coroutine until its read deadline, and takes no export slot.
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(SLOW_CLIENTS)]
+    for connection in slow:
+        connection.sendall(
+            request_bytes(b'{"resourceSpans": [', {"content-type": "application/json", "content-length": "5000"})
+        )
+    acknowledged: list[str] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def exporter(index: int) -> None:
+        with httpx.Client(base_url=collector.http_endpoint, timeout=30) as client:
+            for number in range(EXPORTS_EACH):
+                models = [f"{tag}-{index}-{number}-{span}" for span in range(SPANS_EACH)]
+                export = export_json([span_json(model) for model in models], service=f"svc-{index}")
+                for _attempt in range(100):  # as an SDK exporter does: retry what OTLP says is retryable
+                    answer = client.post("/v1/traces", json=export)
+                    if answer.status_code not in (429, 503):
+                        break
+                    time.sleep(0.1)
+                if answer.status_code == 200 and answer.json() == {}:
+                    with lock:
+                        acknowledged.extend(models)
+                else:
+                    failures.append(f"{answer.status_code} {answer.text[:100]}")
+
+    query_answers: list[tuple[int, dict]] = []
+
+    def heavy_reader() -> None:
+        headers = {"authorization": f"Bearer {collector.info['token']}"}
+        for sql in (
+            "SELECT range, repeat('x', 200) AS padding FROM range(3000000)",  # 600 MB of result: capped
+            "SELECT count(*) FROM range(20000000) AS a JOIN range(20000000) AS b ON a.range = b.range",
+        ):
+            answer = httpx.post(collector.info["read_url"] + "/query", json={"sql": sql}, headers=headers, timeout=120)
+            query_answers.append((answer.status_code, answer.json()))
+
+    threads = [threading.Thread(target=heavy_reader)]
+    threads += [threading.Thread(target=exporter, args=(index,)) for index in range(EXPORTERS)]
+    for thread in threads:
+        thread.start()
+    hostile = [
+        (request_bytes(b"", {"content-type": "application/x-protobuf", "content-length": "-1"}), False, 400),
+        (
+            request_bytes(
+                b"\x1f\x8b garbage",
+                {"content-type": "application/json", "content-encoding": "gzip", "content-length": "11"},
+            ),
+            False,
+            400,
+        ),
+        (request_bytes(b"{}", {"content-type": "text/csv", "content-length": "2"}), False, 415),
+        (
+            request_bytes(b'{"resourceSpans": [', {"content-type": "application/json", "content-length": "19"}),
+            False,
+            400,
+        ),
+        (request_bytes(b'{"resou', {"content-type": "application/json", "content-length": "100"}), True, 400),
+    ]
+    for data, half_close, status in hostile:
+        assert status_of(raw_exchange(port, data, half_close=half_close)) == status
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not failures and len(acknowledged) == EXPORTERS * EXPORTS_EACH * SPANS_EACH
+    (status, first), (_, second) = query_answers
+    assert status == 200 and first["truncated"] is True and 0 < len(first["rows"]) <= 100_000
+    assert second == {"columns": ["count_star()"], "rows": [[20000000]]} or "longer than" in second.get("error", "")
+    for connection in slow:  # every slow client got an answer, none a dropped connection
+        assert status_of(connection.recv(65536)) == 408
+        connection.close()
+    with httpx.Client(base_url=collector.http_endpoint) as client:  # afterwards, ingest as normal
+        assert client.get("/ready").status_code == 200
+        assert client.post("/v1/traces", json=export_json([span_json(f"{tag}-after")])).status_code == 200
+    assert collector.stop() == 0
+    rows = collector.query("SELECT request_model, count(*) FROM llm_call_spans GROUP BY ALL")
+    counts = dict(rows)
+    assert set(acknowledged) | {f"{tag}-after"} == set(counts) and set(counts.values()) == {1}
