@@ -530,3 +530,14 @@ def test_slow_clients_a_burst_of_exporters_and_a_heavy_query_at_once(tmp_path):
     rows = collector.query("SELECT request_model, count(*) FROM llm_call_spans GROUP BY ALL")
     counts = dict(rows)
     assert set(acknowledged) | {f"{tag}-after"} == set(counts) and set(counts.values()) == {1}
+
+
+def test_the_ingest_token_is_checked_before_the_body_is_read(tmp_path):
+    token = "ingest-" + secrets.token_urlsafe(16)
+    collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", extra=("--ingest-token", token)).start()
+    headers = {"content-type": "application/x-protobuf", "content-length": str(30 * 1024 * 1024)}
+    with socket.create_connection(("127.0.0.1", collector.info["http_port"]), timeout=10) as connection:
+        connection.sendall(request_bytes(b"", headers))  # headers only: the 30 MB never come
+        answer = connection.recv(65536)
+    assert status_of(answer) == 401 and b"www-authenticate: Bearer" in answer.lower().replace(b"bearer", b"Bearer")
+    assert collector.stop() == 0

@@ -105,7 +105,8 @@ class HttpReceiver:
             future, refusals = await loop.run_in_executor(None, self.ingest.submit_traces, message)
             written = None
             if future is not None:
-                written = await asyncio.wait_for(asyncio.wrap_future(future), COMMIT_TIMEOUT_SECONDS)
+                # shielded: a timeout here must not cancel the writer's future, which it will still settle
+                written = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMIT_TIMEOUT_SECONDS)
         except Overloaded:
             return _failure(503, otlp.UNAVAILABLE, "the writer is behind; retry", media, retry=True)
         except Exception as error:  # a failed write (logged by the writer), or one that takes too long: retryable

@@ -9,11 +9,12 @@ gRPC UNAVAILABLE), so memory stays bounded and exporters deliver later.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +138,10 @@ class Writer:
             inserted = self.store.write(rows)
         except DATA_ERRORS as error:
             # Something in the rows themselves: the other exports in this commit are not to pay for it.
-            logger.warning("a commit of %d calls was refused (%s); storing each export apart", len(rows), error)
+            # Only the error's type: its message may quote a value from a span.
+            logger.warning(
+                "a commit of %d calls was refused (%s); storing each export apart", len(rows), type(error).__name__
+            )
             self._commit_apart(batches)
             return
         except Exception as error:
@@ -147,7 +151,7 @@ class Writer:
         self.stored += inserted
         self.duplicates += len(rows) - inserted
         for _, future in batches:
-            future.set_result(Written(inserted if len(batches) == 1 else None, 0))
+            _settle(future, Written(inserted if len(batches) == 1 else None, 0))
 
     def _commit_apart(self, batches: list[tuple[list, Future]]) -> None:
         """Each export in its own commit; in an export that still fails, each row alone, and the bad ones refused."""
@@ -160,7 +164,7 @@ class Writer:
             self.last_write_failed = False
             self.stored += inserted
             self.duplicates += len(batch) - refused - inserted
-            future.set_result(Written(inserted, refused))
+            _settle(future, Written(inserted, refused))
 
     def _write_isolating(self, rows: list) -> tuple[int, int]:
         try:
@@ -184,7 +188,7 @@ class Writer:
         self.last_write_failed = True
         logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
         for _, future in batches:
-            future.set_exception(error)
+            _fail(future, error)
         try:
             self.store.recover()
         except Exception as reopen_error:  # the next write will fail and try again
@@ -192,6 +196,16 @@ class Writer:
 
     def _run_call(self, function: Callable[[Store], Any], future: Future) -> None:
         try:
-            future.set_result(function(self.store))
+            _settle(future, function(self.store))
         except Exception as error:
-            future.set_exception(error)
+            _fail(future, error)
+
+
+def _settle(future: Future, result: Any) -> None:
+    with contextlib.suppress(InvalidStateError):  # a future its waiter cancelled: nothing to tell
+        future.set_result(result)
+
+
+def _fail(future: Future, error: BaseException) -> None:
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(error)
