@@ -541,3 +541,9 @@ def test_the_ingest_token_is_checked_before_the_body_is_read(tmp_path):
         answer = connection.recv(65536)
     assert status_of(answer) == 401 and b"www-authenticate: Bearer" in answer.lower().replace(b"bearer", b"Bearer")
     assert collector.stop() == 0
+
+
+def test_headers_too_large_get_400(daemon):
+    huge = request_bytes(b"{}", {"content-type": "application/json", "content-length": "2", "x-padding": "y" * 100_000})
+    assert status_of(raw_exchange(daemon.info["http_port"], huge)) == 400
+    assert httpx.get(daemon.http_endpoint + "/health").status_code == 200

@@ -11,7 +11,8 @@ What uvicorn leaves to its user, and this module adds, in a small subclass of it
   that sends its headers a byte at a time would hold its connection for ever): 408, then close;
 - an answer for a client that half-closes its side mid-request (uvicorn closes the connection without
   one): the app sees the body end early and answers 400; a request cut short inside its headers gets 400;
-- a cap on open connections, answered 503 with `Retry-After`, as OTLP asks of an overloaded server.
+- a cap on open connections, answered 503 with `Retry-After`, as OTLP asks of an overloaded server;
+- a cap on the size of a request's headers (llhttp sets none), answered 400.
 Body limits, body deadlines and everything OTLP-specific are the apps' own (`read_body`).
 
 Listening sockets are bound here, before the loop starts, with a backlog of `BACKLOG`: a port in use
@@ -41,6 +42,7 @@ MAX_CONNECTIONS = int(os.environ.get("SPENDWATCH_MAX_CONNECTIONS") or 1024)
 # How long a client may take to send its request's headers, and to send each part of its body.
 READ_TIMEOUT_SECONDS = float(os.environ.get("SPENDWATCH_HTTP_READ_TIMEOUT") or 10)
 BODY_TIMEOUT_SECONDS = 60.0  # the whole body, however it trickles
+MAX_HEADER_BYTES = 64 * 1024  # a request line and headers beyond this are refused: llhttp itself sets no bound
 KEEP_ALIVE_SECONDS = 60  # above the OpenTelemetry SDKs' export interval (5 s), so a kept connection is reused
 RETRY_AFTER_SECONDS = 1
 CONNECTION_STATE = "spendwatch.connection"  # the scope key under which the protocol tells the app about its connection
@@ -61,6 +63,7 @@ class _Protocol(HttpToolsProtocol):
 
     _header_deadline: asyncio.TimerHandle | None = None
     _in_headers = False
+    _header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -73,7 +76,22 @@ class _Protocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._header_bytes = 0
         self._arm_header_deadline()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        if self._header_bytes > MAX_HEADER_BYTES:
+            # Raised inside the parser's callback: uvicorn answers it as an invalid request, 400, and closes.
+            raise ValueError(f"request headers over {MAX_HEADER_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
         self._cancel_header_deadline()
