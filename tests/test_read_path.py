@@ -157,3 +157,19 @@ def test_read_connections_lock_the_settings_of_the_database(tmp_path):
     store.write([call(datetime.now(UTC), 2.0)])  # the writer writes as before
     assert reads.run_query("SELECT count(*) FROM llm_calls", [])[1] == [[2]]
     store.close()
+
+
+def test_read_connections_follow_the_store_when_it_reopens_its_file(tmp_path):
+    """After a failure the writer reopens the database (a fresh, unlocked instance): reads follow, and lock it."""
+    store = Store(tmp_path / "spendwatch.duckdb")
+    reads = ReadConnections(store)
+    store.con.close()  # what `Store.recover` does with a connection the failure left unusable
+    store.recover()
+    store.write([call(datetime.now(UTC), 1.0)])
+    [[limit, locked, count]] = reads.run_query(
+        "SELECT current_setting('operator_memory_limit'), current_setting('lock_configuration'), "
+        "(SELECT count(*) FROM llm_calls)",
+        [],
+    )[1]
+    assert limit and locked is True and count == 1
+    store.close()
