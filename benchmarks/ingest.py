@@ -1,13 +1,18 @@
-"""How many GenAI spans per second the collector stores, next to what one thread can do with no server.
+"""How many GenAI spans per second the collector stores, next to a minimal pipeline with no server.
 
 The payloads are built once: OTLP ExportTraceServiceRequests of 512 GenAI spans each, as spendwatch's
 instrumentation sends them (provider, models, usage, key id, finish reasons), every span with its own ids.
-The same bytes go to three places in one run:
-- the **in-process limit**: one thread decodes them, turns them into rows and commits them with the
-  collector's own Store (Appender, staging table, keyed insert) — everything but the server;
+The same bytes go to every row of one run:
+- the **in-process limit** (INTERFACES.md's definition): one thread decodes them with upb, puts each
+  span's ids and ~16 attribute values into a tuple and appends the tuples with DuckDB's Appender into a
+  17-column table — no scrubbing, call identity, pricing or duplicate check. Whatever spendwatch does
+  beyond that counts against the ratio;
+- spendwatch's own pipeline in one thread (decode, rows, `Store.write`), for scale;
 - `spendwatch up` over **OTLP/HTTP** and over **OTLP/gRPC**, each from 4 concurrent exporters that send
-  the pre-serialised bytes and wait for the acknowledgement, which the daemon gives after its commit.
-The daemon runs as a real subprocess on a fresh database for each protocol (started as the tests start
+  the pre-serialised bytes and wait for the acknowledgement, which the daemon gives after its commit;
+- OTLP/HTTP again while a heavy read runs through the read API (a scan of a large generated result,
+  capped), to see what a read costs the acknowledgements.
+The daemon runs as a real subprocess on a fresh database for each row (started as the tests start
 it); its peak RSS is read from /proc at the end.
 """
 
@@ -96,7 +101,48 @@ def build_payloads(exports: int, seed: int = 1) -> list[bytes]:
     return payloads
 
 
+# In the reference table: the two times, server.port, the status code and the three token counts.
+INTEGER_COLUMNS = (2, 3, 8, 13, 14, 15, 16)
+
+
 def in_process_limit(payloads: list[bytes], directory: Path) -> float:
+    """Spans per second through the minimal pipeline: upb decode, a tuple per span, the Appender."""
+    import duckdb
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    con = duckdb.connect(str(directory / "limit.duckdb"))
+    columns = [f"c{index} {'BIGINT' if index in INTEGER_COLUMNS else 'VARCHAR'}" for index in range(17)]
+    con.execute(f"CREATE TABLE spans ({', '.join(columns)})")
+    appender = con.appender("spans")
+    started = time.perf_counter()
+    for body in payloads:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        rows = []
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    values = [
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                    ]
+                    for attribute in span.attributes:
+                        kind = attribute.value.WhichOneof("value")
+                        values.append(getattr(attribute.value, kind) if kind != "array_value" else "stop")
+                    row = values[:17]
+                    rows.append(
+                        tuple(value if index in INTEGER_COLUMNS else str(value) for index, value in enumerate(row))
+                    )
+        appender.append_rows(rows)
+        appender.flush()
+    elapsed = time.perf_counter() - started
+    con.close()
+    return len(payloads) * SPANS_PER_EXPORT / elapsed
+
+
+def spendwatch_in_process(payloads: list[bytes], directory: Path) -> float:
     """Spans per second through decode → rows → Store.write, one thread, one commit per export."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -115,6 +161,25 @@ def in_process_limit(payloads: list[bytes], directory: Path) -> float:
     elapsed = time.perf_counter() - started
     store.close()
     return len(payloads) * SPANS_PER_EXPORT / elapsed
+
+
+HEAVY_READ = "SELECT range, repeat('x', 200) AS padding FROM range(20000000) ORDER BY range DESC"
+
+
+def heavy_reads(info: dict, stop: threading.Event, answers: list[int]) -> None:
+    """Heavy queries through the read API, one after another, until `stop`: each answers its capped result."""
+    import json
+    import urllib.request
+
+    while not stop.is_set():
+        request = urllib.request.Request(
+            info["read_url"] + "/query",
+            data=json.dumps({"sql": HEAVY_READ}).encode(),
+            headers={"authorization": f"Bearer {info['token']}", "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            response.read()
+            answers.append(response.status)
 
 
 def send_http(port: int, bodies: list[bytes], latencies: list[float]) -> None:
@@ -146,8 +211,15 @@ def send_grpc(port: int, bodies: list[bytes], latencies: list[float]) -> None:
             latencies.append(time.perf_counter() - started)
 
 
-def through_daemon(payloads: list[bytes], directory: Path, protocol: str) -> dict[str, float]:
-    daemon = Collector(directory / f"{protocol}.duckdb", directory / f"{protocol}.log", extra=("--no-ui",)).start()
+def through_daemon(payloads: list[bytes], directory: Path, protocol: str, read: bool = False) -> dict[str, float]:
+    name = protocol + ("-read" if read else "")
+    daemon = Collector(directory / f"{name}.duckdb", directory / f"{name}.log", extra=("--no-ui",)).start()
+    stop_reading = threading.Event()
+    reads: list[int] = []
+    reader = threading.Thread(target=heavy_reads, args=(daemon.info, stop_reading, reads))
+    if read:
+        reader.start()
+        time.sleep(0.5)  # the first read is running when the exporters start
     send = send_http if protocol == "http" else send_grpc
     port = daemon.info["http_port"] if protocol == "http" else daemon.info["grpc_port"]
     shares = [payloads[index::EXPORTERS] for index in range(EXPORTERS)]
@@ -167,6 +239,11 @@ def through_daemon(payloads: list[bytes], directory: Path, protocol: str) -> dic
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    if read:
+        stop_reading.set()
+        reader.join()
+        if not reads:
+            raise RuntimeError("no heavy read was answered")
     rss = peak_rss_mib(daemon.process.pid)
     daemon.stop()
     if errors:
@@ -184,6 +261,7 @@ def through_daemon(payloads: list[bytes], directory: Path, protocol: str) -> dic
         "p50_ms": statistics.median(every) * 1000,
         "p99_ms": every[min(len(every) - 1, int(len(every) * 0.99))] * 1000,
         "rss_mib": rss or 0.0,
+        "reads": float(len(reads)),
     }
 
 
@@ -196,30 +274,56 @@ def run(quick: bool) -> Section:
             directory = Path(temporary) / str(round_number)
             directory.mkdir()
             figures.setdefault("limit", []).append(in_process_limit(payloads, directory))
-            for protocol in ("http", "grpc"):
-                for name, value in through_daemon(payloads, directory, protocol).items():
-                    figures.setdefault(f"{protocol}_{name}", []).append(value)
+            figures.setdefault("own", []).append(spendwatch_in_process(payloads, directory))
+            for protocol, read in (("http", False), ("grpc", False), ("http", True)):
+                name = protocol + ("_read" if read else "")
+                for figure, value in through_daemon(payloads, directory, protocol, read).items():
+                    figures.setdefault(f"{name}_{figure}", []).append(value)
     limit = Spread(figures["limit"])
-    rows = [["in-process limit (decode, rows, Store.write; one thread)", limit.show(" spans/s", 0), "1.00", "", "", ""]]
+
+    def ratio(name: str) -> Spread:
+        return Spread([value / figures["limit"][index] for index, value in enumerate(figures[name])])
+
+    rows = [
+        ["in-process limit (upb decode, tuples, Appender; one thread)", limit.show(" spans/s", 0), "1.00", "", "", ""],
+        [
+            "spendwatch's pipeline in process (decode, rows, Store.write; one thread)",
+            Spread(figures["own"]).show(" spans/s", 0),
+            ratio("own").show("", 2),
+            "",
+            "",
+            "",
+        ],
+    ]
     targets = []
-    for protocol, label in (("http", "OTLP/HTTP"), ("grpc", "OTLP/gRPC")):
-        rate = Spread(figures[f"{protocol}_rate"])
-        ratio = Spread([value / figures["limit"][index] for index, value in enumerate(figures[f"{protocol}_rate"])])
+    for name, label in (
+        ("http", "OTLP/HTTP"),
+        ("grpc", "OTLP/gRPC"),
+        ("http_read", "OTLP/HTTP, during heavy reads"),
+    ):
         rows.append(
             [
                 f"`spendwatch up`, {label}, {EXPORTERS} exporters",
-                rate.show(" spans/s", 0),
-                ratio.show("", 2),
-                Spread(figures[f"{protocol}_p50_ms"]).show(" ms", 0),
-                Spread(figures[f"{protocol}_p99_ms"]).show(" ms", 0),
-                Spread(figures[f"{protocol}_rss_mib"]).show(" MiB", 0),
+                Spread(figures[f"{name}_rate"]).show(" spans/s", 0),
+                ratio(f"{name}_rate").show("", 2),
+                Spread(figures[f"{name}_p50_ms"]).show(" ms", 0),
+                Spread(figures[f"{name}_p99_ms"]).show(" ms", 0),
+                Spread(figures[f"{name}_rss_mib"]).show(" MiB", 0),
             ]
         )
-        targets.append(Target(f"ingest over {label} / in-process limit", ratio.median, 0.7, ratio.show("", 2), True))
+    for name, label in (("http", "OTLP/HTTP"), ("grpc", "OTLP/gRPC")):
+        share = ratio(f"{name}_rate")
+        targets.append(Target(f"ingest over {label} / in-process limit", share.median, 0.7, share.show("", 2), True))
+    p99 = Spread(figures["http_read_p99_ms"])
+    targets.append(Target("OTLP/HTTP acknowledgement p99 during heavy reads", p99.median, 1000, p99.show(" ms", 0)))
+    reads = Spread(figures["http_read_reads"])
     body = f"""{exports} exports of {SPANS_PER_EXPORT} GenAI spans ({exports * SPANS_PER_EXPORT:,} spans), {rounds}
-round(s), each round into fresh databases; the same payload bytes for all three rows. Each exporter
+round(s), each round into fresh databases; the same payload bytes for every row. Each exporter
 sends its next export when the previous one is acknowledged, and the daemon acknowledges after the
-commit. Every stored count is checked against what was sent.
+commit. Every stored count is checked against what was sent. The last row sends the same exports while
+the read API answers a heavy query again and again, a sort of 20M rows of 200 bytes whose answer is
+capped at 100,000 rows ({reads.show("", 0)} answered, one running the whole time):
+`{HEAVY_READ}`.
 
 {table(["", "spans/s", "× limit", "ack p50", "ack p99", "daemon peak RSS"], rows)}
 """

@@ -1,5 +1,7 @@
 """Reading the stored calls from the CLI: through the daemon when one runs on the database, else directly.
 
+Either way a result is capped as the read API caps it; a cut result says so on stderr.
+
 The daemon of a database is found through `<db>.daemon.json`, which it writes (private) at start-up and
 removes at shutdown. A file left by a daemon that died is recognised by its process being gone.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,15 @@ def query(db: Path, sql: str, params: list[Any] | None = None) -> tuple[list[str
         from spendwatch.collector.readonly import encode_params
 
         answer = _daemon_request(info, "POST", "/query", {"sql": sql, "params": encode_params(params or [])})
-        return answer["columns"], answer["rows"]
-    return _query_file(db, sql, params or [])
+    else:
+        answer = _query_file(db, sql, params or [])
+    if answer.get("truncated"):
+        print(
+            f"spendwatch: the result was cut at {len(answer['rows']):,} rows (the limit of what one query returns); "
+            "narrow it with WHERE, LIMIT or GROUP BY",
+            file=sys.stderr,
+        )
+    return answer["columns"], answer["rows"]
 
 
 def daemon_status(db: Path) -> dict[str, Any] | None:
@@ -75,13 +85,13 @@ def _daemon_request(info: dict[str, Any], method: str, path: str, payload: Any =
         raise UserError(f"the daemon (pid {info['pid']}) at {info['read_url']} does not answer: {reason}") from None
 
 
-def _query_file(db: Path, sql: str, params: list[Any]) -> tuple[list[str], list[list[Any]]]:
-    from spendwatch.collector.readonly import check_read_only, run_query
+def _query_file(db: Path, sql: str, params: list[Any]) -> dict[str, Any]:
+    from spendwatch.collector.readonly import check_read_only, query_json
     from spendwatch.collector.store import open_existing
 
     check_read_only(sql)
     con = open_existing(db, read_only=True)
     try:
-        return run_query(con, sql, params=params, rollback=False)
+        return json.loads(query_json(con, sql, params=params, rollback=False))
     finally:
         con.close()

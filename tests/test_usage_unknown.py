@@ -50,8 +50,8 @@ def test_report_top_and_the_dashboard_say_how_many_calls_have_usage_unknown(tmp_
     assert "2 call(s), usage unknown" in table.stdout
     top = run_cli("top", "--db", db, "--once")
     assert "2 calls, usage unknown" in top.stdout
-    with httpx.Client(follow_redirects=True) as browser:
-        page = browser.get(f"{collector.info['ui_url']}/?token={collector.info['ui_token']}")
+    with httpx.Client(base_url=collector.info["ui_url"], follow_redirects=True) as browser:
+        page = browser.get("/", params={"token": collector.info["ui_token"]})
     assert page.status_code == 200
     assert '<strong id="total-usage-unknown">2</strong> calls, usage unknown' in page.text
     rows = run_cli("query", "--db", db, "--format", "json", "SELECT usage_unknown, cost_usd FROM llm_calls ORDER BY 1")

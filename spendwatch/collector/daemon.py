@@ -33,8 +33,10 @@ from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.migrations import NewerSchemaError
 from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.read_api import ReadApi
+from spendwatch.collector.readonly import ReadConnections
 from spendwatch.collector.self_metrics import start_self_metrics
 from spendwatch.collector.store import Store
+from spendwatch.collector.web import HttpServers
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
 from spendwatch.errors import UserError
@@ -116,8 +118,11 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     writer = Writer(store, config.max_queued_spans)
     writer.start()
     ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes))
+    reads = ReadConnections(store)  # from here on, the database's settings are locked
+    servers = HttpServers()
+    http = HttpReceiver(ingest, ingest_token=config.ingest_token)
     try:
-        http = HttpReceiver(config.host, config.http_port, ingest, ingest_token=config.ingest_token)
+        http_port = servers.add(http.app, config.host, config.http_port)
         grpc_receiver = GrpcReceiver(config.host, config.grpc_port, ingest, ingest_token=config.ingest_token)
     except OSError as error:
         writer.stop()
@@ -130,10 +135,11 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     if config.ui:
         from spendwatch.ui.server import DashboardServer
 
+        dashboard = DashboardServer(reads, secrets.token_urlsafe(32), lambda: engine["rules"].config)
         try:
-            ui_token = secrets.token_urlsafe(32)
-            dashboard = DashboardServer(config.ui_port, store, ui_token, lambda: engine["rules"].config)
+            dashboard.bound(servers.add(dashboard.app, "127.0.0.1", config.ui_port))
         except OSError as error:
+            grpc_receiver.stop(0)
             writer.stop()
             store.close()
             raise StartupError(
@@ -172,14 +178,12 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "alert_deliveries_failing": failed_deliveries,
         }
 
-    read_api = ReadApi(store, token, status)
+    read_api = ReadApi(reads, token, status)
+    read_api.url = f"http://127.0.0.1:{servers.add(read_api.app, '127.0.0.1', 0)}"
     started = threading.Event()  # ready means ready for everything: the daemon file is written too
     http.ready = lambda: started.is_set() and writer.healthy()
-    http.start()
+    servers.start()
     grpc_receiver.start()
-    read_api.start()
-    if dashboard is not None:
-        dashboard.start()
     engine["rules"].start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
@@ -191,7 +195,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     info = {
         "pid": os.getpid(),
         "host": config.host,
-        "http_port": http.port,
+        "http_port": http_port,
         "grpc_port": grpc_receiver.port,
         "read_url": read_api.url,
         "ui_url": dashboard.url if dashboard is not None else None,
@@ -205,7 +209,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         config.host,
         grpc_receiver.port,
         config.host,
-        http.port,
+        http_port,
         "; ingest token required" if config.ingest_token else "",
     )
     if dashboard is not None:
@@ -220,10 +224,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             _reload(reload, engine, ingest, store)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
-    http.stop()
-    read_api.stop()
-    if dashboard is not None:
-        dashboard.stop()
+    servers.stop()
     engine["rules"].stop()
     if meters is not None:
         meters.shutdown()

@@ -26,12 +26,16 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            self._ingest.export_traces(request)
+            outcome = self._ingest.export_traces(request)
         except Overloaded:
             context.abort(grpc.StatusCode.UNAVAILABLE, "the writer is behind; retry")
         except Exception as error:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"could not store the export ({type(error).__name__}); retry")
-        return trace_service_pb2.ExportTraceServiceResponse()
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if outcome.rejected:  # some spans refused, the rest stored: OTLP's partial success, not an error
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.message
+        return response
 
 
 class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):

@@ -1,157 +1,136 @@
-"""OTLP/HTTP: `/v1/traces`, `/v1/metrics`, `/v1/logs` (protobuf or JSON, plain or gzip) and `/health`."""
+"""OTLP/HTTP: `/v1/traces`, `/v1/metrics`, `/v1/logs` (protobuf or JSON, plain, gzip or deflate), `/health`, `/ready`.
+
+Answers as the OTLP specification asks: 200 with the export's response (and `partial_success` when some
+spans were refused, the rest stored); 400 for what cannot be parsed, 413 over the size limit, 415 for a
+content type or encoding that is not OTLP's — each with a `google.rpc.Status` body in the request's own
+encoding; 429 or 503 with `Retry-After` only when the daemon cannot take the export now (the writer is
+behind, too many exports in flight, too many connections, a write that failed), which exporters retry.
+
+The order of the work keeps what a client can make the daemon hold small: the token is checked before
+the body is read, the body is read (with a size limit, kept while inflating, and deadlines) before an
+export slot is taken, and the CPU work (decoding, building rows) runs on a worker thread while the loop
+goes on serving other connections.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from spendwatch.collector import otlp
-from spendwatch.collector.ingest import Ingest
+from spendwatch.collector.ingest import COMMIT_TIMEOUT_SECONDS, Ingest
+from spendwatch.collector.web import RETRY_AFTER_SECONDS, BodyError, busy, log_requests, read_body
 from spendwatch.collector.writer import Overloaded
 
 logger = logging.getLogger("spendwatch.collector")
 
-RETRY_AFTER_SECONDS = 1
 # Each export in flight holds its body (up to the size limit) while it waits for the writer.
 MAX_EXPORTS_IN_FLIGHT = int(os.environ.get("SPENDWATCH_MAX_EXPORTS_IN_FLIGHT") or 64)
+ENCODINGS = ("identity", "gzip", "deflate")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: HttpReceiver
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("http: " + format, *args)
-
-    def do_GET(self) -> None:
-        if self.path == "/health":
-            self._send(200, b"ok\n", "text/plain")
-        elif self.path == "/ready":
-            ready = self.server.ready()
-            answer = b"ready\n" if ready else b"not ready: starting, or writes are failing\n"
-            self._send(200 if ready else 503, answer, "text/plain")
-        else:
-            self._send(404, b"not found\n", "text/plain")
-
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0]
-        signal = otlp.SIGNALS.get(path)
-        if signal is None:
-            self._drain()
-            self._send(404, f"no OTLP endpoint at {path}\n".encode(), "text/plain")
-            return
-        request_type, response_type = signal
-        if not self._authorised():
-            self._drain()
-            self._send(401, b"missing or wrong ingest token\n", "text/plain", {"www-authenticate": "Bearer"})
-            return
-        if not self.server.slots.acquire(blocking=False):  # too many exports in flight: memory stays bounded
-            self.close_connection = True  # the body is left unread
-            self._send(
-                503, b"too many exports in flight; retry\n", "text/plain", {"retry-after": str(RETRY_AFTER_SECONDS)}
-            )
-            return
-        try:
-            self._export(path, request_type, response_type)
-        finally:
-            self.server.slots.release()
-
-    def _export(self, path: str, request_type: type, response_type: type) -> None:
-        try:
-            body = self._body()
-            message, as_json = otlp.decode(
-                request_type,
-                otlp.inflate(body, self.headers.get("content-encoding"), self.server.max_body_bytes),
-                self.headers.get("content-type"),
-            )
-        except otlp.BadRequest as error:
-            self._send(error.status, f"{error}\n".encode(), "text/plain")
-            return
-        try:
-            if path == "/v1/traces":
-                self.server.ingest.export_traces(message)
-            else:
-                self.server.ingest.export_other(message)
-        except Overloaded:
-            self._send(503, b"the writer is behind; retry\n", "text/plain", {"retry-after": str(RETRY_AFTER_SECONDS)})
-            return
-        except Exception as error:  # a failed write: retryable, and logged by the writer
-            self._send(
-                503,
-                f"could not store the export ({type(error).__name__}); retry\n".encode(),
-                "text/plain",
-                {"retry-after": str(RETRY_AFTER_SECONDS)},
-            )
-            return
-        payload, content_type = otlp.encode(response_type(), as_json)
-        self._send(200, payload, content_type)
-
-    def _authorised(self) -> bool:
-        token = self.server.ingest_token
-        if not token:
-            return True
-        supplied = self.headers.get("authorization", "")
-        return hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode())
-
-    def _body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            raise otlp.BadRequest(411, "chunked request bodies are not accepted: send content-length")
-        length = int(self.headers.get("content-length") or 0)
-        if length > self.server.max_body_bytes:
-            self.close_connection = True
-            raise otlp.BadRequest(413, f"body of {length} bytes exceeds the limit of {self.server.max_body_bytes}")
-        return self.rfile.read(length)
-
-    def _drain(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length <= self.server.max_body_bytes:
-            self.rfile.read(length)
-        else:
-            self.close_connection = True
-
-    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class HttpReceiver(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class HttpReceiver:
+    """The OTLP/HTTP app; `ready` says whether ingest can accept (set by the daemon once it has started)."""
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        ingest: Ingest,
-        max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
-        ingest_token: str | None = None,
-    ):
-        super().__init__((host, port), _Handler)
+        self, ingest: Ingest, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES, ingest_token: str | None = None
+    ) -> None:
         self.ingest = ingest
         self.max_body_bytes = max_body_bytes
-        self.ingest_token = ingest_token
+        self.expected_authorization = f"Bearer {ingest_token}".encode() if ingest_token else None
         self.ready: Callable[[], bool] = lambda: True
-        self.slots = threading.BoundedSemaphore(MAX_EXPORTS_IN_FLIGHT)
-        self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-otlp-http", daemon=True)
+        self.in_flight = 0
+        routes = [Route("/health", self.health), Route("/ready", self.readiness)]
+        routes += [Route(path, self.export, methods=["POST"]) for path in otlp.SIGNALS]
+        self.app = log_requests("otlp/http", Starlette(routes=routes))
 
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
+    async def health(self, request: Request) -> Response:
+        return PlainTextResponse("ok\n")
 
-    def start(self) -> None:
-        self._thread.start()
+    async def readiness(self, request: Request) -> Response:
+        if self.ready():
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("not ready: starting, or the writer cannot take exports now\n", status_code=503)
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+    async def export(self, request: Request) -> Response:
+        media = otlp.otlp_media_type(request.headers.get("content-type"))
+        if busy(request):
+            return _failure(503, otlp.UNAVAILABLE, "too many connections; retry", media, retry=True, close=True)
+        if self.expected_authorization is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), self.expected_authorization
+        ):
+            response = _failure(401, otlp.UNAUTHENTICATED, "missing or wrong ingest token", media, close=True)
+            response.headers["www-authenticate"] = "Bearer"
+            return response
+        if media is None:
+            shown = (request.headers.get("content-type") or "")[:80]
+            text = f"unsupported content-type {shown!r}: use application/x-protobuf or application/json"
+            return _failure(415, otlp.INVALID_ARGUMENT, text, None, close=True)
+        encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+        if encoding not in ENCODINGS:
+            text = f"unsupported content-encoding {encoding[:40]!r}: use gzip, deflate or none"
+            return _failure(415, otlp.INVALID_ARGUMENT, text, media, close=True)
+        try:
+            body = await read_body(request, self.max_body_bytes, encoding)
+        except BodyError as error:
+            return _failure(error.status, otlp.INVALID_ARGUMENT, str(error), media, close=True)
+        if self.in_flight >= MAX_EXPORTS_IN_FLIGHT:  # memory stays bounded: each waiting export holds its body
+            return _failure(503, otlp.UNAVAILABLE, "too many exports in flight; retry", media, retry=True)
+        self.in_flight += 1
+        try:
+            return await self._export(request.url.path, body, media)
+        finally:
+            self.in_flight -= 1
+
+    async def _export(self, path: str, body: bytes, media: str) -> Response:
+        request_type, response_type = otlp.SIGNALS[path]
+        loop = asyncio.get_running_loop()
+        try:
+            message, _ = await loop.run_in_executor(None, otlp.decode, request_type, body, media)
+        except otlp.BadRequest as error:
+            return _failure(error.status, otlp.INVALID_ARGUMENT, str(error), media)
+        response = response_type()
+        if path != "/v1/traces":
+            self.ingest.export_other(message)
+            return _message(response, media)
+        try:
+            future, refusals = await loop.run_in_executor(None, self.ingest.submit_traces, message)
+            written = None
+            if future is not None:
+                # shielded: a timeout here must not cancel the writer's future, which it will still settle
+                written = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMIT_TIMEOUT_SECONDS)
+        except Overloaded:
+            return _failure(503, otlp.UNAVAILABLE, "the writer is behind; retry", media, retry=True)
+        except Exception as error:  # a failed write (logged by the writer), or one that takes too long: retryable
+            text = f"could not store the export ({type(error).__name__}); retry"
+            return _failure(503, otlp.UNAVAILABLE, text, media, retry=True)
+        outcome = self.ingest.outcome(refusals, written)
+        if outcome.rejected:  # some spans refused, the rest stored: OTLP's partial success
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.message
+        return _message(response, media)
+
+
+def _message(message, media: str) -> Response:
+    payload, content_type = otlp.encode(message, media == otlp.JSON)
+    return Response(payload, media_type=content_type)
+
+
+def _failure(
+    status: int, code: int, text: str, media: str | None, *, retry: bool = False, close: bool = False
+) -> Response:
+    payload, content_type = otlp.encode_status(code, text, media)
+    response = Response(payload, status_code=status, media_type=content_type)
+    if retry:
+        response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    if close:  # the body may be unread or half-read: start the next request on a fresh connection
+        response.headers["connection"] = "close"
+    return response

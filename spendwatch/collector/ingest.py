@@ -1,19 +1,30 @@
-"""What both receivers do with an export: turn its spans into rows and wait until they are committed."""
+"""What both receivers do with an export: turn its spans into rows, hand them to the writer, and say
+what became of them — stored, or refused (with why) for OTLP's partial-success answer."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from spendwatch.collector.attributes import KeepList
 from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.spans import Counts, Extract, rows_from_request
-from spendwatch.collector.writer import Writer
+from spendwatch.collector.writer import Writer, Written
 
 COMMIT_TIMEOUT_SECONDS = 30
 logger = logging.getLogger("spendwatch.collector")
+
+
+@dataclass
+class Outcome:
+    """An export's spans that were refused, and a one-line reason for the exporter (empty when none)."""
+
+    rejected: int = 0
+    message: str = ""
 
 
 class Ingest:
@@ -25,21 +36,45 @@ class Ingest:
         self._lock = threading.Lock()
         self.other_signals = 0  # metric and log exports: acknowledged, not stored
 
-    def export_traces(self, request: Any) -> None:
-        """Returns once the request's calls are committed; raises `Overloaded` or the write's error."""
+    def submit_traces(self, request: Any) -> tuple[Future | None, Counter[str]]:
+        """Rows of the request queued for the writer (None when it has none), and why spans were refused.
+
+        Raises `Overloaded` at once when the writer's queue is full.
+        """
         counts = Counts()
+        refusals: Counter[str] = Counter()
         extract = Extract(links=[], dropped_attributes=Counter())
-        rows = rows_from_request(request, self.pricer, counts, keep=self.keep, extract=extract)
+        rows = rows_from_request(request, self.pricer, counts, refusals, keep=self.keep, extract=extract)
         with self._lock:
             self.counts.received += counts.received
             self.counts.kept += counts.kept
             self.counts.dropped += counts.dropped
             self.counts.rejected += counts.rejected
         if counts.rejected:
-            logger.warning("rejected %d span(s) with trace or span ids of the wrong length", counts.rejected)
-        if rows or extract.links:
-            self.writer.submit(rows, extract.links, extract.dropped_attributes).result(timeout=COMMIT_TIMEOUT_SECONDS)
+            logger.warning("refused %d span(s): %s", counts.rejected, _reasons(refusals))
+        if not rows and not extract.links:
+            return None, refusals
+        return self.writer.submit(rows, extract.links, extract.dropped_attributes), refusals
+
+    def outcome(self, refusals: Counter[str], written: Written | None) -> Outcome:
+        """The export's answer once its rows are committed (`written` is None when it had none)."""
+        if written is not None and written.refused:
+            refusals = refusals + Counter({"a value the database cannot store": written.refused})
+            with self._lock:
+                self.counts.rejected += written.refused
+        rejected = sum(refusals.values())
+        return Outcome(rejected, f"{rejected} span(s) refused: {_reasons(refusals)}" if rejected else "")
+
+    def export_traces(self, request: Any) -> Outcome:
+        """Returns once the request's calls are committed; raises `Overloaded` or the write's error."""
+        future, refusals = self.submit_traces(request)
+        written = future.result(timeout=COMMIT_TIMEOUT_SECONDS) if future is not None else None
+        return self.outcome(refusals, written)
 
     def export_other(self, request: Any) -> None:
         with self._lock:
             self.other_signals += 1
+
+
+def _reasons(refusals: Counter[str]) -> str:
+    return "; ".join(f"{count} {reason}" for reason, count in refusals.most_common())

@@ -3,106 +3,81 @@
 DuckDB lets no second process open a file that another writes, so while the daemon runs, every read
 goes through it. The API listens on 127.0.0.1 on a port of its own (never beside OTLP, which may face a
 network), and each request must carry the token the daemon wrote into its private daemon file beside
-the database. Queries run on a cursor of their own, concurrently with ingest, in a snapshot.
+the database; the token is checked before the body is read. Queries run on the read connections
+(`ReadConnections`: never the writer's, settings locked, memory and time limited, results capped) in a
+worker thread, so a long query holds neither the loop nor ingest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from spendwatch.collector.readonly import QueryError, decode_params, run_query
-from spendwatch.collector.store import Store
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from spendwatch.collector.readonly import QueryError, ReadConnections, decode_params
+from spendwatch.collector.web import BodyError, log_requests, read_body
 
 logger = logging.getLogger("spendwatch.collector")
 
 MAX_QUERY_BYTES = 1024 * 1024
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: ReadApi
+class ReadApi:
+    def __init__(self, reads: ReadConnections, token: str, status: Callable[[], dict[str, Any]]) -> None:
+        self.reads = reads
+        self.expected_authorization = f"Bearer {token}".encode()
+        self.status = status
+        routes = [
+            Route("/health", self.health),
+            Route("/status", self.status_endpoint),
+            Route("/query", self.query, methods=["POST"]),
+        ]
+        self.app = log_requests("read api", Starlette(routes=routes))
+        self.url = ""  # set once the daemon has bound its port
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("read api: " + format, *args)
+    def _refused(self, request: Request) -> Response | None:
+        supplied = request.headers.get("authorization", "").encode()
+        if hmac.compare_digest(supplied, self.expected_authorization):
+            return None
+        return JSONResponse({"error": "missing or wrong token"}, status_code=401, headers={"connection": "close"})
 
-    def _authorised(self) -> bool:
-        supplied = self.headers.get("authorization", "")
-        if hmac.compare_digest(supplied.encode(), f"Bearer {self.server.token}".encode()):
-            return True
-        self._json(401, {"error": "missing or wrong token"})
-        return False
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
 
-    def do_GET(self) -> None:
-        if self.path == "/health":
-            self._json(200, {"ok": True})
-        elif self.path == "/status":
-            if self._authorised():
-                self._json(200, self.server.status())
-        else:
-            self._json(404, {"error": f"no such endpoint {self.path}"})
+    async def status_endpoint(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        return JSONResponse(await asyncio.get_running_loop().run_in_executor(None, self.status))
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length <= MAX_QUERY_BYTES else b""
-        if self.path != "/query":
-            self._json(404, {"error": f"no such endpoint {self.path}"})
-            return
-        if not self._authorised():
-            return
-        if length > MAX_QUERY_BYTES:
-            self._json(413, {"error": "query too long"})
-            return
+    async def query(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         try:
-            request = json.loads(body)
-            sql, params = request["sql"], decode_params(request.get("params") or [])
+            body = await read_body(request, MAX_QUERY_BYTES)
+        except BodyError as error:
+            text = "query too long" if error.status == 413 else str(error)
+            return JSONResponse({"error": text}, status_code=error.status, headers={"connection": "close"})
+        try:
+            document = json.loads(body)
+            sql, params = document["sql"], decode_params(document.get("params") or [])
             if not isinstance(sql, str):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
-            self._json(400, {"error": 'expected {"sql": "...", "params": [...]}'})
-            return
-        cursor = self.server.store.con.cursor()
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return JSONResponse({"error": 'expected {"sql": "...", "params": [...]}'}, status_code=400)
         try:
-            columns, rows = run_query(cursor, sql, params=params)
+            answer = await asyncio.get_running_loop().run_in_executor(
+                self.reads.executor, self.reads.query_json, sql, params
+            )
         except QueryError as error:
-            self._json(400, {"error": str(error)})
-            return
-        finally:
-            cursor.close()
-        self._json(200, {"columns": columns, "rows": rows})
-
-    def _json(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class ReadApi(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, store: Store, token: str, status: Callable[[], dict[str, Any]]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.store = store
-        self.token = token
-        self.status = status
-        self._thread = threading.Thread(target=self.serve_forever, name="spendwatch-read-api", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return Response(answer, media_type="application/json")

@@ -84,6 +84,8 @@ MAX_TOKENS = 10**9
 TRACE_ID_BYTES, SPAN_ID_BYTES = 16, 8
 EARLIEST_NS = 946_684_800 * 10**9  # 2000-01-01: no LLM call is older
 FUTURE_SLACK_NS = 24 * 3600 * 10**9  # clocks run ahead; a day ahead is a wrong clock
+MAX_DURATION_NS = 24 * 3600 * 10**9  # no model call lasts a day
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")  # str.isdigit() also takes "²" and "٣", which int() refuses or misreads
 _STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 
@@ -126,6 +128,7 @@ def rows_from_request(
     request: Any,
     pricer: Pricer,
     counts: Counts,
+    refusals: Counter[str] | None = None,
     *,
     keep: KeepList = NOTHING_MORE,
     extract: Extract | None = None,
@@ -133,11 +136,14 @@ def rows_from_request(
     """The rows of an `ExportTraceServiceRequest`; `counts` is updated with what was kept and dropped.
 
     A span that cannot be stored sanely (ids of the wrong length) is rejected and counted, alone: the
-    other spans of its batch are stored. Odd values in a span that can be stored are made sane and the
-    span's `attributes` say what was changed, under `spendwatch.invalid`. With `extract`, spans that are
-    not model calls leave their parent link there, and every row the names of its dropped attributes.
+    other spans of its batch are stored; `refusals` counts why, for the exporter's partial-success
+    answer. So is a span whose row cannot be built at all (a bug here, never the other spans' loss).
+    Odd values in a span that can be stored are made sane and the span's `attributes` say what was
+    changed, under `spendwatch.invalid`. With `extract`, spans that are not model calls leave their
+    parent link there, and every row the names of its dropped attributes.
     """
     rows = []
+    refusals = Counter() if refusals is None else refusals
     dropped = extract.dropped_attributes if extract is not None else Counter()
     for resource_spans in request.resource_spans:
         resource = {attribute.key: any_value(attribute.value) for attribute in resource_spans.resource.attributes}
@@ -148,8 +154,14 @@ def rows_from_request(
                 counts.received += 1
                 if len(span.trace_id) != TRACE_ID_BYTES or len(span.span_id) != SPAN_ID_BYTES:
                     counts.rejected += 1
+                    refusals["trace or span id of the wrong length"] += 1
                     continue
-                row = _row(span, scope, service_name, resource, pricer, keep, dropped)
+                try:
+                    row = _row(span, scope, service_name, resource, pricer, keep, dropped)
+                except Exception as error:  # the message may quote the span's data: only its type is kept
+                    counts.rejected += 1
+                    refusals[f"could not be read ({type(error).__name__})"] += 1
+                    continue
                 if row is None:
                     counts.dropped += 1
                     if extract is not None and len(span.parent_span_id) == SPAN_ID_BYTES:
@@ -286,15 +298,25 @@ def _key_id(attributes: dict[str, Any], problems: list[str], *, hint: bool = Fal
 
 
 def _times(span: Any, problems: list[str]) -> tuple[int, int]:
-    """Start and end, made sane: a start outside 2000..tomorrow is the time it arrived, an end before it is it."""
+    """Start and end, made sane, each flagged when changed; a span is never refused for its times alone.
+
+    A start outside 2000-01-01..a day ahead is the time the span arrived (a backfill of days or months
+    is normal and kept as sent). An end before the start, more than a day ahead, or more than
+    `MAX_DURATION_NS` after the start is the start: the call happened, its duration is unknown. Every
+    value stored then fits a signed 64-bit column, whatever the exporter sent (fixed64 goes to 2^64).
+    """
     start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
     now_ns = time.time_ns()
-    if not EARLIEST_NS <= start_ns <= now_ns + FUTURE_SLACK_NS:
+    latest_ns = now_ns + FUTURE_SLACK_NS
+    if not EARLIEST_NS <= start_ns <= latest_ns:
         problems.append(f"start_time: {start_ns} is not a plausible time; the time it arrived is used")
-        duration = end_ns - start_ns if 0 <= end_ns - start_ns <= FUTURE_SLACK_NS else 0
+        duration = end_ns - start_ns if 0 <= end_ns - start_ns <= MAX_DURATION_NS else 0
         start_ns, end_ns = now_ns - duration, now_ns
     if end_ns < start_ns:
         problems.append("end_time: before start_time; start_time is used")
+        end_ns = start_ns
+    elif end_ns > latest_ns or end_ns - start_ns > MAX_DURATION_NS:
+        problems.append(f"end_time: {end_ns} is not a plausible end for this start; start_time is used")
         end_ns = start_ns
     return start_ns, end_ns
 
@@ -307,7 +329,7 @@ def _first_count(attributes: dict[str, Any], names: tuple[str, ...], problems: l
             continue
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        elif isinstance(value, str) and value.strip().isdigit():
+        elif isinstance(value, str) and _ASCII_DIGITS.fullmatch(value.strip()):
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
             problems.append(f"{name}: {str(value)[:40]!r} is not a token count from 0 to {MAX_TOKENS}")

@@ -9,14 +9,17 @@ gRPC UNAVAILABLE), so memory stays bounded and exporters deliver later.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
+
+import duckdb
 
 from spendwatch.collector.rows import SpanLink
 from spendwatch.collector.store import Store
@@ -28,12 +31,20 @@ MAX_ROWS_PER_COMMIT = 50_000
 DEFAULT_MAX_QUEUED_SPANS = 50_000
 
 
+# Errors that come from the rows themselves (a value the column cannot take), not from the disk or the
+# file: the commit is retried export by export and row by row, and only the rows that fail alone are
+# refused. Anything else fails the commit, retryably.
+DATA_ERRORS = (duckdb.DataError, duckdb.InvalidInputException, TypeError, ValueError, OverflowError)
+
+
 class Overloaded(Exception):
     pass
 
 
 @dataclass
 class _Batch:
+    """One export's share of a commit: its rows, the parent links of its other spans, its dropped names."""
+
     rows: list
     links: list[SpanLink]
     dropped_attributes: Counter
@@ -41,6 +52,15 @@ class _Batch:
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.links)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a commit did with one export's rows: how many were new (None: not known apart from the
+    other exports committed with them) and how many were refused as unstorable."""
+
+    inserted: int | None
+    refused: int
 
 
 class Writer:
@@ -59,8 +79,13 @@ class Writer:
         self._thread.start()
 
     def healthy(self) -> bool:
-        """Ready for exports: the writer runs and its last commit (if any) succeeded."""
-        return self._thread.is_alive() and not self.last_write_failed
+        """Ready for exports: the writer runs, its last commit (if any) succeeded and its queue has room."""
+        return (
+            self._thread.is_alive()
+            and not self.last_write_failed
+            and self._queued_spans < self.max_queued_spans
+            and not self._queue.full()
+        )
 
     def submit(
         self,
@@ -69,7 +94,7 @@ class Writer:
         dropped_attributes: Counter | None = None,
     ) -> Future:
         """Queue rows (and the parent links and dropped attribute names of the same export) for the next
-        commit; the future's result is how many rows were new."""
+        commit; the future's result is a `Written`."""
         future: Future = Future()
         batch = _Batch(list(rows), list(links), dropped_attributes or Counter())
         with self._lock:
@@ -136,24 +161,74 @@ class Writer:
             self._queued_spans -= len(rows) + len(links)
         try:
             inserted = self.store.write(rows, links, dropped)
+        except DATA_ERRORS as error:
+            # Something in the rows themselves: the other exports in this commit are not to pay for it.
+            # Only the error's type: its message may quote a value from a span.
+            logger.warning(
+                "a commit of %d calls was refused (%s); storing each export apart", len(rows), type(error).__name__
+            )
+            self._commit_apart(batches)
+            return
         except Exception as error:
-            self.last_write_failed = True
-            logger.error("writing %d calls failed: %s; exporters will retry", len(rows), error)
-            for _, future in batches:
-                future.set_exception(error)
-            try:
-                self.store.recover()
-            except Exception as reopen_error:  # the next write will fail and try again
-                logger.error("reopening the database failed: %s", reopen_error)
+            self._failed(batches, len(rows), error)
             return
         self.last_write_failed = False
         self.stored += inserted
         self.duplicates += len(rows) - inserted
         for _, future in batches:
-            future.set_result(inserted)
+            _settle(future, Written(inserted if len(batches) == 1 else None, 0))
+
+    def _commit_apart(self, batches: list[tuple[_Batch, Future]]) -> None:
+        """Each export in its own commit; in an export that still fails, each row alone, and the bad ones refused."""
+        for batch, future in batches:
+            try:
+                inserted, refused = self._write_isolating(batch)
+            except Exception as error:  # not the data after all (the disk, the file): retryable, as any failure
+                self._failed([(batch, future)], len(batch.rows), error)
+                continue
+            self.last_write_failed = False
+            self.stored += inserted
+            self.duplicates += len(batch.rows) - refused - inserted
+            _settle(future, Written(inserted, refused))
+
+    def _write_isolating(self, batch: _Batch) -> tuple[int, int]:
+        try:
+            return self.store.write(batch.rows, batch.links, batch.dropped_attributes), 0
+        except DATA_ERRORS:
+            self.store.recover()
+        self.store.write([], batch.links, batch.dropped_attributes)
+        inserted = refused = 0
+        for row in batch.rows:
+            try:
+                inserted += self.store.write([row])
+            except DATA_ERRORS as error:
+                logger.warning("refused a call that cannot be stored (%s)", type(error).__name__)
+                refused += 1
+                self.store.recover()
+        return inserted, refused
+
+    def _failed(self, batches: list[tuple[_Batch, Future]], rows: int, error: Exception) -> None:
+        self.last_write_failed = True
+        logger.error("writing %d calls failed: %s; exporters will retry", rows, error)
+        for _, future in batches:
+            _fail(future, error)
+        try:
+            self.store.recover()
+        except Exception as reopen_error:  # the next write will fail and try again
+            logger.error("reopening the database failed: %s", reopen_error)
 
     def _run_call(self, function: Callable[[Store], Any], future: Future) -> None:
         try:
-            future.set_result(function(self.store))
+            _settle(future, function(self.store))
         except Exception as error:
-            future.set_exception(error)
+            _fail(future, error)
+
+
+def _settle(future: Future, result: Any) -> None:
+    with contextlib.suppress(InvalidStateError):  # a future its waiter cancelled: nothing to tell
+        future.set_result(result)
+
+
+def _fail(future: Future, error: BaseException) -> None:
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(error)
