@@ -1,18 +1,13 @@
 """OpenTelemetry's Node.js trace exporters (OTLP/HTTP protobuf, OTLP/HTTP JSON, OTLP/gRPC) against
 `spendwatch up`: every GenAI span they send is stored exactly once, and the exporters saw success.
 
-Node and npm come from Debian's packages (`.ci/run` installs them); the npm packages are the set of
-`../shared/PEERS.md`, installed once by npm into `~/.cache/spendwatch-tests/node-<hash of the list>`,
-outside the repository, so that a rerun installs nothing. Without node or npm the tests are skipped on a
-workstation and fail under CI (`CI` set), so CI cannot pass them by skipping them.
+The npm packages are the set of `../shared/PEERS.md`, installed once (tests/node_packages.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.collector import Collector
+from tests.node_packages import node_modules as install
 
 NODE_PACKAGES = (
     "@opentelemetry/api@1.9.1",
@@ -35,34 +31,9 @@ SCRIPT = Path(__file__).parent / "node" / "export_spans.js"
 GENAI_SPANS, OTHER_SPANS = 240, 60
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _missing("needs node and npm (apt-get install nodejs npm)")
-    key = hashlib.sha256("\n".join(NODE_PACKAGES).encode()).hexdigest()[:16]
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spendwatch-tests" / f"node-{key}"
-    done = folder / "installed"
-    if not done.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "package.json").write_text('{"name": "spendwatch-node-exporters", "private": true}\n')
-        result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--no-save", *NODE_PACKAGES],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        done.write_text("\n".join(NODE_PACKAGES) + "\n")
-    return folder / "node_modules"
+    return install(NODE_PACKAGES)
 
 
 @pytest.fixture(scope="module")
