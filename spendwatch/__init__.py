@@ -1,6 +1,9 @@
 """spendwatch: what every LLM API call cost, under which key, from which service.
 
 `instrument()` turns on the instrumentation from code; `opentelemetry-instrument` does it with none.
+The rooms: `instrumentation` (inside the user's app), `collector` (the daemon's ingest and store),
+`rules` (scheduled checks and alerts), `ui` (the dashboard), `cli` (the command line); `daemon` wires
+collector, rules and dashboard together. README's "Layout" has the tree.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from spendwatch.collector.pricing import PriceOverride
+from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
-from spendwatch.rules.config import RulesConfig, parse_duration, parse_rules_config
+from spendwatch.rules.config import RulesConfig, parse_rules_config
 
 
 def _xdg(variable: str, fallback: str) -> Path:

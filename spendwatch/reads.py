@@ -95,3 +95,18 @@ def _query_file(db: Path, sql: str, params: list[Any]) -> dict[str, Any]:
         return json.loads(query_json(con, sql, params=params, rollback=False))
     finally:
         con.close()
+
+
+def database_status(db: Path) -> dict[str, Any]:
+    """What `spendwatch status` prints: the daemon's own status, or what the file holds when none runs."""
+    status = daemon_status(db)
+    if status is not None:
+        return {"running": True, **status}
+    report: dict[str, Any] = {"running": False, "db": str(db)}
+    if db.exists():
+        _, ((calls, last, unpriced),) = query(
+            db,
+            "SELECT count(*), max(start_time), count(DISTINCT model) FILTER (unpriced) FROM llm_calls",
+        )
+        report.update(calls_stored=calls, last_call_at=last, unpriced_models=unpriced)
+    return report

@@ -21,6 +21,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from spendwatch.money import usd
 from spendwatch.report import Report, build_report
 from spendwatch.rules.budget import BudgetStanding, budget_standings, scope_text
 from spendwatch.rules.config import RulesConfig
@@ -58,13 +59,7 @@ def console_for(out: TextIO) -> Console:
 
 
 def money(amount: float | None) -> str:
-    """Dollars to the cent from a dollar up; below, to two significant digits, at least to $0.0001."""
-    if amount is None:
-        return ""
-    if amount == 0 or abs(amount) >= 1:
-        return f"${amount:,.2f}"
-    decimals = min(8, max(4, 1 - math.floor(math.log10(abs(amount)))))
-    return f"${amount:,.{decimals}f}"
+    return usd(amount)
 
 
 def aligned_money(amounts: Sequence[float | None]) -> list[str]:

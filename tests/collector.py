@@ -25,7 +25,9 @@ class Collector:
         env: dict | None = None,
         extra: tuple[str, ...] = (),
         shared: bool = False,
+        module: str = "spendwatch.cli",
     ) -> None:
+        self.module = module  # tests.faulty_daemon: the same daemon with faults injected into its writer
         self.extra = list(extra)
         self.shared = shared  # a fixture wider than one test owns it: not stopped after each test
         self.db = db
@@ -40,7 +42,7 @@ class Collector:
         command = [
             sys.executable,
             "-m",
-            "spendwatch.cli",
+            self.module,
             "up",
             "--db",
             str(self.db),
@@ -82,9 +84,40 @@ class Collector:
     def stop(self) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # say where it hangs: the daemon dumps its threads on SIGUSR1
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"spendwatch up did not stop on SIGTERM:\n{self.log.read_text()[-20000:]}") from None
         self._log_file.close()
         return code
+
+    def status(self) -> dict:
+        """The running daemon's status, through its read API."""
+        import httpx
+
+        answer = httpx.get(
+            self.info["read_url"] + "/status", headers={"authorization": f"Bearer {self.info['token']}"}, timeout=10
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def wait_until(self, counter: str, at_least: int, timeout: float = 20) -> int:
+        """Poll the daemon's status until `counter` (rule_evaluations, delivery_rounds, ...) reaches `at_least`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.status()[counter]
+            if value >= at_least:
+                return value
+            assert time.monotonic() < deadline, f"{counter} stayed at {value}, below {at_least}"
+            time.sleep(0.05)
+
+    def more(self, counter: str, count: int, timeout: float = 20) -> int:
+        """Wait until `counter` has gone up by `count` from now: e.g. two more rule evaluations."""
+        return self.wait_until(counter, self.status()[counter] + count, timeout)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """Read the database; only once the daemon is stopped (DuckDB allows one process)."""

@@ -43,6 +43,8 @@ LLM_CALLS_SCHEMA = [
     ("server_address", "VARCHAR"),
     ("attributes", "JSON"),
     ("usage_unknown", "BOOLEAN"),
+    ("model", "VARCHAR"),
+    ("unpriced", "BOOLEAN"),
 ]
 
 
@@ -54,6 +56,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m003_superseded_at_ingest",
         "m004_no_persistent_indexes",
         "m005_call_identity",
+        "m006_named_meanings",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -63,6 +66,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m003_superseded_at_ingest",
         "m004_no_persistent_indexes",
         "m005_call_identity",
+        "m006_named_meanings",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
@@ -259,7 +263,7 @@ def test_m005_decides_stored_spans_again_by_evidence(tmp_path):
             [trace, span_id, parent, start, end, scope, ours, response_id, superseded],
         )
     assert con.execute("SELECT count(*) FROM llm_calls").fetchone() == (1,)
-    assert migrate(con) == ["m005_call_identity"]
+    assert migrate(con)[0] == "m005_call_identity"
     assert con.execute("SELECT span_id FROM llm_calls ORDER BY span_id").fetchall() == [
         ("00000000000000a2",),
         ("00000000000000b1",),

@@ -125,7 +125,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path):
     exporters = [Exporter(lambda: current["endpoint"], batches=40, size=50) for _ in range(4)]
     for exporter in exporters:
         exporter.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    while not all(exporter.acknowledged for exporter in exporters):  # mid-stream: each has had answers
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     os.kill(collector.process.pid, signal.SIGKILL)  # mid-stream: exports in flight are lost, unacknowledged
     collector.process.wait()
     restarted = Collector(db, tmp_path / "log2", http_port=port).start()  # the same port: exporters retry
@@ -142,7 +145,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path):
 def test_a_slowed_writer_answers_retryably_and_stores_everything_once(tmp_path):
     db = tmp_path / "spendwatch.duckdb"
     collector = Collector(
-        db, tmp_path / "log", env={"SPENDWATCH_TEST_WRITE_DELAY": "0.2", "SPENDWATCH_MAX_QUEUED_SPANS": "50"}
+        db,
+        tmp_path / "log",
+        env={"FAULT_WRITE_DELAY": "0.2", "SPENDWATCH_MAX_QUEUED_SPANS": "50"},
+        module="tests.faulty_daemon",
     ).start()
     exporters = [Exporter(lambda: collector.http_endpoint, batches=15, size=20) for _ in range(8)]
     peak_rss = 0
@@ -163,7 +169,10 @@ def test_a_write_failure_is_retryable_and_recovers_by_itself(tmp_path):
     fail = tmp_path / "fail-writes"
     fail.touch()
     collector = Collector(
-        tmp_path / "spendwatch.duckdb", tmp_path / "log", env={"SPENDWATCH_TEST_FAIL_WRITES_WHILE": str(fail)}
+        tmp_path / "spendwatch.duckdb",
+        tmp_path / "log",
+        env={"FAULT_FAIL_WRITES_WHILE": str(fail)},
+        module="tests.faulty_daemon",
     ).start()
     spans = new_spans(3)
     with httpx.Client(base_url=collector.http_endpoint) as client:
@@ -187,8 +196,10 @@ def _rss_kib(pid: int) -> int:
 
 
 def test_exports_in_flight_are_bounded(tmp_path):
-    env = {"SPENDWATCH_TEST_WRITE_DELAY": "1.5", "SPENDWATCH_MAX_EXPORTS_IN_FLIGHT": "1"}
-    collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", env=env).start()
+    env = {"FAULT_WRITE_DELAY": "1.5", "SPENDWATCH_MAX_EXPORTS_IN_FLIGHT": "1"}
+    collector = Collector(
+        tmp_path / "spendwatch.duckdb", tmp_path / "log", env=env, module="tests.faulty_daemon"
+    ).start()
     answers = []
 
     def post() -> None:
@@ -196,7 +207,7 @@ def test_exports_in_flight_are_bounded(tmp_path):
 
     first = threading.Thread(target=post)
     first.start()
-    time.sleep(0.5)  # the first export now waits for the slowed writer
+    collector.wait_until("exports_in_flight", 1)  # the first export now waits for the slowed writer
     post()
     first.join()
     assert collector.stop() == 0

@@ -85,10 +85,10 @@ def test_budget_alert_reaches_a_json_receiver_exactly_once_across_a_restart(tmp_
         assert time.monotonic() - started < 2 * 1 + 3  # two evaluation periods, and start-up slack
         assert alert["title"] == "openai-daily: 150% of $0.1000"
         assert f"api_key_id {KEY} (prod-backend)" in alert["message"]
-        time.sleep(2.5)  # more ticks: nothing more
+        collector.more("rule_evaluations", 2)  # more ticks: nothing more
         assert collector.stop() == 0
         collector = Collector(db, tmp_path / "log", config=config).start()  # a restart
-        time.sleep(2.5)
+        collector.more("rule_evaluations", 2)
         listed = json.loads(run_cli("alerts", "--db", str(db), "--format", "json").stdout)
         assert [(row["rule"], row["group_value"], row["state"]) for row in listed] == [
             ("openai-daily", KEY, "delivered")
@@ -112,7 +112,7 @@ def test_an_alert_to_a_receiver_that_is_down_is_delivered_when_it_returns(tmp_pa
     with JsonReceiver(port) as receiver:
         (alert,) = receiver.wait_for(1, timeout=15)
         assert alert["title"].startswith("openai-daily")
-        time.sleep(2)
+        collector.more("delivery_rounds", 2)
         assert len(receiver.received) == 1
     assert collector.stop() == 0
 
@@ -231,7 +231,7 @@ def test_daemon_notices_go_to_their_own_notifier_never_to_a_rules(tmp_path):
             .replace("[notifiers]\n", f'[notifiers]\ndaemon = "json://127.0.0.1:{daemon_receiver.port}/daemon"\n')
         )
         collector = Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", config=config).start()
-        time.sleep(1)  # the first look at unpriced models: none yet
+        collector.wait_until("delivery_rounds", 1)  # the first look at unpriced models: none yet
         unpriced = spend_export(1000)
         unpriced["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"][2]["value"]["stringValue"] = "acme-9"
         with httpx.Client(base_url=collector.http_endpoint) as client:
@@ -313,7 +313,7 @@ notify = ["ops"]
         with httpx.Client(base_url=collector.http_endpoint) as client:
             assert client.post("/v1/traces", json=export).status_code == 200
         (alert,) = receiver.wait_for(1, timeout=10)
-        time.sleep(3)  # more ticks: the lasting spike does not alert again
+        collector.more("rule_evaluations", 3)  # more ticks: the lasting spike does not alert again
         assert collector.stop() == 0
         assert len(receiver.received) == 1
     assert "a" * 16 in alert["message"] and "b" * 16 not in alert["message"]

@@ -7,7 +7,6 @@ another writes); it says so in one line when the daemon is running.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -16,18 +15,8 @@ import duckdb
 
 from spendwatch.collector.pricing import PriceOverride, Pricer
 from spendwatch.collector.store import open_existing
-from spendwatch.errors import UserError
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 REPRICE_BATCH = 5000
-
-
-def parse_duration(text: str) -> timedelta:
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise ValueError(f"expected a duration such as 30d, 12h or 90m, got {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def open_for_writing(db: Path) -> duckdb.DuckDBPyConnection:
@@ -40,24 +29,20 @@ def open_for_writing(db: Path) -> duckdb.DuckDBPyConnection:
 
 
 MISSING_PRICES_SQL = """
-    SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS calls,
+    SELECT provider, model, count(*) AS calls,
            sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(start_time) AS last_call
     FROM llm_calls
-    WHERE cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)
+    WHERE unpriced
     GROUP BY ALL
     ORDER BY calls DESC, provider, model
 """
 
 
 def reprice(
-    db: Path, overrides: dict[str, PriceOverride], since: str, progress: TextIO | None = None
+    db: Path, overrides: dict[str, PriceOverride], since: timedelta | None, progress: TextIO | None = None
 ) -> tuple[int, int]:
-    """Recompute `cost_usd` of the calls started since `since`; returns (changed, total)."""
-
-    try:
-        cutoff = None if since == "all" else datetime.now(UTC) - parse_duration(since)
-    except ValueError as error:
-        raise UserError(f"--since: {error}") from None
+    """Recompute `cost_usd` of the calls started within `since` (all: None); returns (changed, total)."""
+    cutoff = None if since is None else datetime.now(UTC) - since
     pricer = Pricer(overrides)
     con = open_for_writing(db)
     try:

@@ -14,8 +14,6 @@ The Appender is ~250x faster than `executemany`.
 from __future__ import annotations
 
 import contextlib
-import os
-import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -72,18 +70,10 @@ def open_existing(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 class Store:
-    """The daemon's one writing connection.
-
-    Two fault-injection knobs exist for the durability tests, read once at start-up:
-    `SPENDWATCH_TEST_WRITE_DELAY` (seconds each commit is slowed by) and `SPENDWATCH_TEST_FAIL_WRITES_WHILE`
-    (a path: while it exists, every commit fails as a full disk would).
-    """
+    """The daemon's one writing connection."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._write_delay = float(os.environ.get("SPENDWATCH_TEST_WRITE_DELAY") or 0)
-        fail_while = os.environ.get("SPENDWATCH_TEST_FAIL_WRITES_WHILE")
-        self._fail_while = Path(fail_while) if fail_while else None
         self._open()
 
     def _open(self) -> None:
@@ -121,10 +111,6 @@ class Store:
         many rows were new (the rest were already stored)."""
         if not rows and not links and not dropped_attributes:
             return 0
-        if self._write_delay:
-            time.sleep(self._write_delay)
-        if self._fail_while is not None and self._fail_while.exists():
-            raise OSError(28, "No space left on device (injected)")
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:

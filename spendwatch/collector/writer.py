@@ -78,6 +78,11 @@ class Writer:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def queued_spans(self) -> int:
+        """Spans handed in and not committed yet."""
+        return self._queued_spans
+
     def healthy(self) -> bool:
         """Ready for exports: the writer runs, its last commit (if any) succeeded and its queue has room."""
         return (

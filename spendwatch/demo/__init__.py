@@ -53,7 +53,7 @@ EXAMPLE_QUERIES = (
     ),
     (
         "Cache savings: input tokens served from the cache, per model",
-        "SELECT coalesce(response_model, request_model) AS model, sum(input_tokens) AS input_tokens, "
+        "SELECT model, sum(input_tokens) AS input_tokens, "
         "sum(cache_read_tokens) AS cached, round(sum(cache_read_tokens) / sum(input_tokens), 3) AS share "
         "FROM llm_calls WHERE cache_read_tokens > 0 GROUP BY ALL ORDER BY cached DESC",
     ),

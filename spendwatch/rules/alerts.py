@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -146,3 +146,18 @@ def apprise_send(urls: tuple[str, ...], title: str, body: str) -> str | None:
     text = captured.getvalue().strip().splitlines()
     reason = text[-1] if text else "apprise reported a failure"
     return _URL.sub(lambda match: mask_url(match.group(0)), reason)[:500]
+
+
+ALERTS_SQL = """
+    SELECT id, created_at, rule, group_value, threshold, round(value, 4) AS value, limit_value, state, attempts,
+           delivered_at, last_error, title
+    FROM alerts {where}
+    ORDER BY created_at DESC, id DESC
+"""
+
+
+def alerts_sql(since: timedelta | None) -> tuple[str, list]:
+    """The query `spendwatch alerts` runs: alerts raised within `since` (every one: None), newest first."""
+    if since is None:
+        return ALERTS_SQL.format(where=""), []
+    return ALERTS_SQL.format(where="WHERE created_at >= ?"), [datetime.now(UTC) - since]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
-from spendwatch.rules.budget import Query, as_datetime, filters_sql, scope_text, usd
+from spendwatch.money import usd
+from spendwatch.rules.budget import Query, as_datetime, filters_sql, scope_text
 from spendwatch.rules.config import GROUP_EXPRESSIONS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from spendwatch.money import usd
 from spendwatch.rules.config import GROUP_EXPRESSIONS, WHERE_COLUMNS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 from spendwatch.rules.windows import Window, window_at
@@ -124,7 +125,7 @@ def spend_in_window(rule: Rule, window: Window, query: Query) -> list[tuple[str,
     where, params = filters_sql(rule)
     rows = query(
         f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
-                   count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL)
+                   count(*) FILTER (unpriced)
             FROM llm_calls
             WHERE start_time >= ? AND start_time < ? {where}
             GROUP BY ALL""",
@@ -210,11 +211,6 @@ def as_datetime(value: datetime | str) -> datetime:
     """A timestamp from a query: a datetime from DuckDB, an ISO string through the daemon's read API."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.astimezone(UTC)
-
-
-def usd(amount: float) -> str:
-    """Dollars to the cent, or to the hundredth of a cent below a dollar, where cents say too little."""
-    return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:,.4f}"
 
 
 def scope_text(rule: Rule, group_value: str, config: RulesConfig) -> str:

@@ -10,14 +10,16 @@ anomalies, key hygiene) add their own tables beside it.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
+from spendwatch.groups import GROUPS
 
 CALENDAR_WINDOWS = ("day", "week", "month")
 WHERE_COLUMNS = {
@@ -30,29 +32,13 @@ WHERE_COLUMNS = {
     "model": ("request_model", "response_model"),
     "operation": ("operation",),
 }
-# What `group_by` may name, and the SQL each groups by: `model` is the model that answered, else the one asked.
-GROUP_EXPRESSIONS = {
-    "provider": "provider",
-    "api_key_id": "api_key_id",
-    "service_name": "service_name",
-    "service": "service_name",
-    "request_model": "request_model",
-    "response_model": "response_model",
-    "model": "coalesce(response_model, request_model)",
-    "operation": "operation",
-}
+# What `group_by` may name, and the SQL each groups by (spendwatch/groups.py).
+GROUP_EXPRESSIONS = GROUPS
 GROUP_COLUMNS = set(GROUP_EXPRESSIONS)
 COMMON_KEYS = {"name", "kind", "every", "where", "group_by", "notify"}
-KIND_KEYS = {
-    "budget": COMMON_KEYS | {"window", "limit_usd", "thresholds", "forecast"},
-    "anomaly": COMMON_KEYS | {"metric", "bucket", "baseline", "sensitivity", "min_value"},
-    "keys": {"name", "kind", "every", "where", "notify", "lookback", "retired"},
-}
 METRICS = ("cost_usd", "tokens", "requests", "errors", "error_rate", "p95_latency_ms", "usage_unknown")
 DEFAULT_EVERY = timedelta(minutes=1)
 DEFAULT_SETTLE = timedelta(seconds=30)
-_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class RulesConfigError(UserError):
@@ -63,24 +49,131 @@ class RulesConfigError(UserError):
 
 @dataclass(frozen=True)
 class Rule:
+    """What every rule has; each kind below adds its own fields and validates them."""
+
     name: str
     kind: str
     every: timedelta
     notify: tuple[str, ...]
     where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column key, allowed values)
     group_by: str | None = None
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(COMMON_KEYS)
+
+    @classmethod
+    def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
+        """This kind's own fields from the rule's table; each mistake goes to `problem(where, message)`."""
+        return {}
+
+
+@dataclass(frozen=True)
+class BudgetRule(Rule):
     window: str = "day"  # a calendar window, or a rolling one given by `rolling`
     rolling: timedelta | None = None
     limit_usd: float = 0.0
     thresholds: tuple[float, ...] = (0.8, 1.0)
     forecast: bool = False
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(COMMON_KEYS | {"window", "limit_usd", "thresholds", "forecast"})
+
+    @classmethod
+    def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        window = table.get("window", "day")
+        if window in CALENDAR_WINDOWS:
+            values["window"] = window
+        else:
+            try:
+                values["rolling"] = parse_duration(window)
+                values["window"] = str(window)
+            except ValueError:
+                problem(f"{where}: window", f'expected day, week, month or a duration such as "24h", got {window!r}')
+        limit = table.get("limit_usd")
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+            problem(f"{where}: limit_usd", f"expected a number of dollars above 0, got {limit!r}")
+        else:
+            values["limit_usd"] = float(limit)
+        thresholds = table.get("thresholds", [0.8, 1.0])
+        if (
+            not isinstance(thresholds, list)
+            or not thresholds
+            or not all(isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 10 for t in thresholds)
+        ):
+            problem(f"{where}: thresholds", f"expected fractions of the limit in (0, 10], got {thresholds!r}")
+        else:
+            values["thresholds"] = tuple(sorted(float(t) for t in thresholds))
+        forecast = table.get("forecast", False)
+        if not isinstance(forecast, bool):
+            problem(f"{where}: forecast", f"expected true or false, got {forecast!r}")
+        elif forecast and "rolling" in values:
+            problem(f"{where}: forecast", "needs a calendar window (day, week or month): a rolling one has no end")
+        else:
+            values["forecast"] = forecast
+        return values
+
+
+@dataclass(frozen=True)
+class AnomalyRule(Rule):
     metric: str = "cost_usd"
     bucket: timedelta = timedelta(hours=1)
     baseline: timedelta = timedelta(days=7)
     sensitivity: float = 4.0
     min_value: float = 0.0
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        COMMON_KEYS | {"metric", "bucket", "baseline", "sensitivity", "min_value"}
+    )
+
+    @classmethod
+    def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        metric = table.get("metric", "cost_usd")
+        if metric not in METRICS:
+            problem(f"{where}: metric", f"expected one of {', '.join(METRICS)}, got {metric!r}")
+        values["metric"] = metric
+        for key, default in (("bucket", "1h"), ("baseline", "7d")):
+            try:
+                values[key] = parse_duration(table.get(key, default))
+            except ValueError as error:
+                problem(f"{where}: {key}", str(error))
+        if "bucket" in values and "baseline" in values and values["baseline"] < 4 * values["bucket"]:
+            problem(f"{where}: baseline", "expected at least four buckets of history (baseline >= 4 x bucket)")
+        sensitivity = table.get("sensitivity", 4.0)
+        if isinstance(sensitivity, bool) or not isinstance(sensitivity, int | float) or sensitivity <= 0:
+            problem(f"{where}: sensitivity", f"expected a robust z-score above 0 (such as 4.0), got {sensitivity!r}")
+        else:
+            values["sensitivity"] = float(sensitivity)
+        min_value = table.get("min_value", 0.0)
+        if isinstance(min_value, bool) or not isinstance(min_value, int | float) or min_value < 0:
+            problem(f"{where}: min_value", f"expected a number of at least 0, got {min_value!r}")
+        else:
+            values["min_value"] = float(min_value)
+        return values
+
+
+@dataclass(frozen=True)
+class KeysRule(Rule):
     lookback: timedelta = timedelta(hours=1)
     retired: tuple[str, ...] = ()
+
+    KEYS: ClassVar[frozenset[str]] = frozenset({"name", "kind", "every", "where", "notify", "lookback", "retired"})
+
+    @classmethod
+    def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        try:
+            values["lookback"] = parse_duration(table.get("lookback", "1h"))
+        except ValueError as error:
+            problem(f"{where}: lookback", str(error))
+        retired = table.get("retired", [])
+        if not isinstance(retired, list) or not all(isinstance(key, str) and key for key in retired):
+            problem(f"{where}: retired", "expected a list of key ids")
+        else:
+            values["retired"] = tuple(retired)
+        return values
+
+
+KINDS: dict[str, type[Rule]] = {"budget": BudgetRule, "anomaly": AnomalyRule, "keys": KeysRule}
 
 
 @dataclass
@@ -100,13 +193,6 @@ def mask_url(url: str) -> str:
         return "***"
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
     return f"{scheme}://{'***@' if '@' in rest.split('/', 1)[0] else ''}{host}/***"
-
-
-def parse_duration(value: Any, *, allow_zero: bool = False) -> timedelta:
-    match = _DURATION.match(value.strip().lower()) if isinstance(value, str) else None
-    if not match or (int(match.group(1)) == 0 and not allow_zero):
-        raise ValueError(f'expected a duration such as "30s", "5m", "1h" or "7d", got {value!r}')
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def parse_rules_config(document: dict[str, Any], path: Path) -> RulesConfig:
@@ -200,18 +286,19 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
         name = f"rules[{index}]"
     where = f"rule {name!r}"
     kind = table.get("kind")
-    if kind not in KIND_KEYS:
+    rule_class = KINDS.get(kind) if isinstance(kind, str) else None
+    if rule_class is None:
         problem(f"{where}: kind", f"expected budget, anomaly or keys, got {kind!r}")
         return None
     for key in table:
-        if key not in KIND_KEYS[kind]:
-            problem(f"{where}: {key}", f"unknown key; a {kind} rule takes {', '.join(sorted(KIND_KEYS[kind]))}")
+        if key not in rule_class.KEYS:
+            problem(f"{where}: {key}", f"unknown key; a {kind} rule takes {', '.join(sorted(rule_class.KEYS))}")
     values: dict[str, Any] = {"name": name, "kind": kind}
     try:
         values["every"] = parse_duration(table["every"]) if "every" in table else DEFAULT_EVERY
     except ValueError as error:
         problem(f"{where}: every", str(error))
-    {"budget": _budget_keys, "anomaly": _anomaly_keys, "keys": _keys_keys}[kind](table, values, where, problem)
+    values.update(rule_class.parse_fields(table, where, problem))
     filters = table.get("where", {})
     if not isinstance(filters, dict):
         problem(f"{where}: where", 'expected a table such as { provider = "openai" }')
@@ -238,75 +325,6 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
         problem(f"{where}: notify", "name at least one notifier from [notifiers]")
     values["notify"] = notify
     try:
-        return Rule(**values)
+        return rule_class(**values)
     except TypeError:
         return None
-
-
-def _budget_keys(table: dict[str, Any], values: dict[str, Any], where: str, problem) -> None:
-    window = table.get("window", "day")
-    if window in CALENDAR_WINDOWS:
-        values["window"] = window
-    else:
-        try:
-            values["rolling"] = parse_duration(window)
-            values["window"] = str(window)
-        except ValueError:
-            problem(f"{where}: window", f'expected day, week, month or a duration such as "24h", got {window!r}')
-    limit = table.get("limit_usd")
-    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
-        problem(f"{where}: limit_usd", f"expected a number of dollars above 0, got {limit!r}")
-    else:
-        values["limit_usd"] = float(limit)
-    thresholds = table.get("thresholds", [0.8, 1.0])
-    if (
-        not isinstance(thresholds, list)
-        or not thresholds
-        or not all(isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 10 for t in thresholds)
-    ):
-        problem(f"{where}: thresholds", f"expected fractions of the limit in (0, 10], got {thresholds!r}")
-    else:
-        values["thresholds"] = tuple(sorted(float(t) for t in thresholds))
-    forecast = table.get("forecast", False)
-    if not isinstance(forecast, bool):
-        problem(f"{where}: forecast", f"expected true or false, got {forecast!r}")
-    elif forecast and "rolling" in values:
-        problem(f"{where}: forecast", "needs a calendar window (day, week or month): a rolling one has no end")
-    else:
-        values["forecast"] = forecast
-
-
-def _anomaly_keys(table: dict[str, Any], values: dict[str, Any], where: str, problem) -> None:
-    metric = table.get("metric", "cost_usd")
-    if metric not in METRICS:
-        problem(f"{where}: metric", f"expected one of {', '.join(METRICS)}, got {metric!r}")
-    values["metric"] = metric
-    for key, default in (("bucket", "1h"), ("baseline", "7d")):
-        try:
-            values[key] = parse_duration(table.get(key, default))
-        except ValueError as error:
-            problem(f"{where}: {key}", str(error))
-    if "bucket" in values and "baseline" in values and values["baseline"] < 4 * values["bucket"]:
-        problem(f"{where}: baseline", "expected at least four buckets of history (baseline >= 4 x bucket)")
-    sensitivity = table.get("sensitivity", 4.0)
-    if isinstance(sensitivity, bool) or not isinstance(sensitivity, int | float) or sensitivity <= 0:
-        problem(f"{where}: sensitivity", f"expected a robust z-score above 0 (such as 4.0), got {sensitivity!r}")
-    else:
-        values["sensitivity"] = float(sensitivity)
-    min_value = table.get("min_value", 0.0)
-    if isinstance(min_value, bool) or not isinstance(min_value, int | float) or min_value < 0:
-        problem(f"{where}: min_value", f"expected a number of at least 0, got {min_value!r}")
-    else:
-        values["min_value"] = float(min_value)
-
-
-def _keys_keys(table: dict[str, Any], values: dict[str, Any], where: str, problem) -> None:
-    try:
-        values["lookback"] = parse_duration(table.get("lookback", "1h"))
-    except ValueError as error:
-        problem(f"{where}: lookback", str(error))
-    retired = table.get("retired", [])
-    if not isinstance(retired, list) or not all(isinstance(key, str) and key for key in retired):
-        problem(f"{where}: retired", "expected a list of key ids")
-    else:
-        values["retired"] = tuple(retired)

@@ -23,8 +23,7 @@ logger = logging.getLogger("spendwatch.rules")
 
 DELIVERY_INTERVAL = timedelta(seconds=10)
 UNPRICED_MODELS_SQL = """
-    SELECT DISTINCT provider, coalesce(response_model, request_model) FROM llm_calls
-    WHERE cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL
+    SELECT DISTINCT provider, model FROM llm_calls WHERE unpriced
 """
 
 
@@ -50,6 +49,8 @@ class RulesEngine:
         self._rules = {rule.name: rule for rule in config.rules}
         self._scheduler = None
         self._unpriced_seen: set[tuple[str, str]] | None = None
+        self.evaluations = 0  # rule ticks done: what `spendwatch status` shows, and tests wait on
+        self.delivery_rounds = 0
 
     def start(self) -> None:
         self.notice("spendwatch up started", f"{len(self.config.rules)} rule(s) loaded.")
@@ -107,6 +108,8 @@ class RulesEngine:
             logger.exception("rule %r could not be evaluated", rule.name)
             self.notice(f"rule {rule.name} failed", f"The rule could not be evaluated: {type(error).__name__}.")
             return []
+        finally:
+            self.evaluations += 1
         return new_ids
 
     def deliver(self) -> int:
@@ -128,6 +131,7 @@ class RulesEngine:
         if new:
             models = ", ".join(f"{model} ({provider})" for provider, model in new)
             self.notice("unpriced models", f"Calls to {models} have no known price: add them under [prices].")
+        self.delivery_rounds += 1
         return delivered
 
     def notice(self, title: str, body: str) -> None:

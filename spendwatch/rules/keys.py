@@ -8,7 +8,9 @@ never used by before — when it has a history with other services — alerts on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from spendwatch.rules.budget import Query, as_datetime, filters_sql, key_name
 from spendwatch.rules.config import Rule, RulesConfig
@@ -129,3 +131,35 @@ def _finding(rule: Rule, kind: str, group_value: str, window_key: datetime, titl
 def _hours(rule: Rule) -> str:
     hours = rule.lookback.total_seconds() / 3600
     return f"{hours:g} hour(s)"
+
+
+KEY_INVENTORY_SQL = """
+    WITH seen AS (
+        SELECT api_key_id, min(start_time) AS first_seen FROM llm_calls
+        WHERE api_key_id IS NOT NULL GROUP BY api_key_id
+    )
+    SELECT c.api_key_id, any_value(c.api_key_hint) AS hint,
+           string_agg(DISTINCT c.provider, ',' ORDER BY c.provider) AS providers,
+           any_value(seen.first_seen) AS first_seen, max(c.start_time) AS last_seen,
+           string_agg(DISTINCT c.service_name, ',' ORDER BY c.service_name) AS services, count(*) AS calls,
+           round(sum(c.cost_usd), 6) AS cost_usd
+    FROM llm_calls AS c JOIN seen USING (api_key_id)
+    WHERE c.start_time >= ?
+    GROUP BY c.api_key_id
+    ORDER BY cost_usd DESC NULLS LAST, calls DESC
+"""
+
+
+def key_inventory(
+    query: Callable[[str, list], tuple[list[str], list[list[Any]]]], config: RulesConfig, since: timedelta | None
+) -> tuple[list[str], list[list[Any]]]:
+    """Every key seen within `since` (ever: None): its name, hint, providers, first and last call, services,
+    calls, spend, and whether a key rule retired it."""
+    start = datetime(1970, 1, 1, tzinfo=UTC) if since is None else datetime.now(UTC) - since
+    columns, rows = query(KEY_INVENTORY_SQL, [start])
+    retired = {key for rule in config.rules if rule.kind == "keys" for key in rule.retired}
+    named = []
+    for row in rows:
+        key = row[0]
+        named.append([key, config.keys.get(key, ""), *row[1:], "retired, in use" if key in retired else ""])
+    return [columns[0], "name", *columns[1:], "status"], named

@@ -12,7 +12,7 @@ import math
 from datetime import datetime
 from html import escape
 
-from spendwatch.rules.budget import usd
+from spendwatch.money import usd
 from spendwatch.ui.panels import BudgetBar, SpendOverTime
 
 # Colour-blind-safe (Okabe-Ito), then a grey for "other".

@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from spendwatch.rules.budget import usd
+from spendwatch.money import usd
 from spendwatch.ui.charts import budget_chart, series_colour, spend_chart
 from spendwatch.ui.panels import PERIODS, STACKS, Dashboard, TopRow
 from spendwatch.ui.style import CSS
@@ -23,7 +23,7 @@ TOP_TITLES = {"keys": ("Top keys", "Key"), "models": ("Top models", "Model"), "s
 
 
 def money(amount: float | None) -> str:
-    return "—" if amount is None else usd(amount)
+    return usd(amount, missing="—")
 
 
 def count(number: int | None) -> str:

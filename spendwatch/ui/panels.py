@@ -128,7 +128,7 @@ def spend_over_time(query: Query, period: Period, stack: str, config: RulesConfi
         series.append(Series("other", None, by_group[None]))
     ((total, calls, unpriced, usage_unknown),) = query(
         """SELECT coalesce(sum(cost_usd), 0), count(*),
-                  count(*) FILTER (cost_usd IS NULL AND coalesce(input_tokens, output_tokens) IS NOT NULL),
+                  count(*) FILTER (unpriced),
                   count(*) FILTER (usage_unknown)
            FROM llm_calls WHERE start_time >= ?""",
         [period.start],

@@ -13,6 +13,7 @@ port 0 learn its ports.
 
 from __future__ import annotations
 
+import faulthandler
 import ipaddress
 import json
 import logging
@@ -106,6 +107,12 @@ def is_loopback(host: str) -> bool:
 def run(config: Config, stop: threading.Event | None = None, reload: Callable[[], Config] | None = None) -> int:
     """Serve until SIGTERM or SIGINT (or `stop`); on SIGHUP, `reload()` gives the new rules and prices."""
     stop = stop or threading.Event()
+    # Before anything else, so that a SIGTERM during start-up is a clean stop, not a kill.
+    reload_requested = threading.Event()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to stderr
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
     if not is_loopback(config.host) and not config.ingest_token:
         raise StartupError(
             f"refusing to listen on {config.host} without an ingest token: set --ingest-token or "
@@ -150,12 +157,10 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     def status() -> dict:
         cursor = store.con.cursor()
         try:
-            calls, last_received, unpriced = cursor.execute(
-                """SELECT count(*), max(received_at),
-                          count(DISTINCT coalesce(response_model, request_model))
-                              FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))
-                   FROM llm_call_spans"""
+            calls, unpriced = cursor.execute(
+                "SELECT count(*), count(DISTINCT model) FILTER (unpriced) FROM llm_calls"
             ).fetchone()
+            (last_received,) = cursor.execute("SELECT max(received_at) FROM llm_call_spans").fetchone()
             (failed_deliveries,) = cursor.execute(
                 "SELECT count(*) FROM alert_deliveries WHERE gave_up_at IS NOT NULL OR "
                 "(delivered_at IS NULL AND attempts > 0)"
@@ -170,11 +175,15 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "last_call_received_at": last_received.isoformat() if last_received else None,
             "unpriced_models": unpriced,
             "rules_loaded": len(engine["rules"].config.rules),
+            "rule_evaluations": engine["rules"].evaluations,
+            "delivery_rounds": engine["rules"].delivery_rounds,
             "spans_received": ingest.counts.received,
             "spans_stored": writer.stored,
             "spans_dropped": ingest.counts.dropped,
             "spans_rejected": ingest.counts.rejected,
             "duplicates_ignored": writer.duplicates,
+            "exports_in_flight": http.in_flight,
+            "spans_queued": writer.queued_spans,
             "alert_deliveries_failing": failed_deliveries,
         }
 
@@ -214,10 +223,6 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     )
     if dashboard is not None:
         logger.info("dashboard on %s (`spendwatch ui` opens it with its token)", dashboard.url)
-    reload_requested = threading.Event()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
