@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spendwatch.instrumentation.providers import Classifier, parse_provider_hosts
+from spendwatch.instrumentation.families.registry import Classifier, parse_provider_hosts
 
 CLASSIFIER = Classifier({"gateway.internal": "openrouter", "localhost:8000": "vllm"})
 
@@ -13,7 +13,7 @@ CLASSIFIER = Classifier({"gateway.internal": "openrouter", "localhost:8000": "vl
     "host,port,path,provider,operation,known",
     [
         ("api.openai.com", None, "/v1/chat/completions", "openai", "chat", True),
-        ("api.openai.com", None, "/v1/responses", "openai", "chat", True),
+        ("api.openai.com", None, "/v1/responses", "openai", "responses", True),
         ("api.openai.com", None, "/v1/embeddings", "openai", "embeddings", True),
         ("api.openai.com", None, "/v1/completions", "openai", "text_completion", True),
         ("api.anthropic.com", None, "/v1/messages", "anthropic", "chat", True),

@@ -23,7 +23,20 @@ from spendwatch import semconv
 from spendwatch.collector.pricing import Pricer
 
 MODEL_OPERATIONS = frozenset(
-    {"chat", "generate_content", "text_completion", "embeddings", "completion", "embedding", "responses"}
+    {
+        "chat",
+        "generate_content",
+        "text_completion",
+        "embeddings",
+        "completion",
+        "embedding",
+        "responses",
+        "image_generation",
+        "speech",
+        "transcription",
+        "translation",
+        "moderation",
+    }
 )
 NOT_MODEL_CALLS = frozenset(
     {"invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "workflow", "task", "agent", "tool"}
