@@ -97,19 +97,23 @@ class _ObservedResponse:
 
     def __init__(self, call: Call, response: Any) -> None:
         self.call = call
+        self.reading = False  # inside a read: urllib3 releases the connection before handing the data back
+        self.ended = False
         cls = type(response)
         raw_read, handle_chunk, update_chunk_length = cls._raw_read, cls._handle_chunk, cls._update_chunk_length
 
         def _raw_read(amt: Any = None, *args: Any, **kwargs: Any) -> bytes:
-            data = raw_read(response, amt, *args, **kwargs)
-            self.seen(data)
+            data = self.read(raw_read, response, amt, *args, **kwargs)
             if not data or amt is None or response.length_remaining == 0:
+                self.ended = True
+            if self.ended:
                 call.finish()
             return data
 
         def _handle_chunk(*args: Any, **kwargs: Any) -> bytes:
-            data = handle_chunk(response, *args, **kwargs)
-            self.seen(data)
+            data = self.read(handle_chunk, response, *args, **kwargs)
+            if self.ended:
+                call.finish()
             return data
 
         def _update_chunk_length(*args: Any, **kwargs: Any) -> Any:
@@ -124,6 +128,18 @@ class _ObservedResponse:
         for name in ("release_conn", "drain_conn", "close"):
             response.__dict__[name] = self._ending(getattr(cls, name), response)
         weakref.finalize(response, call.finish)
+
+    def read(self, method: Callable[..., bytes], *args: Any, **kwargs: Any) -> bytes:
+        self.reading = True
+        try:
+            data = method(*args, **kwargs)
+        except BaseException as exc:
+            self.reading = False
+            self.call.fail(exc)
+            raise
+        self.reading = False
+        self.seen(data)
+        return data
 
     def seen(self, data: bytes | None) -> None:
         call = self.call
@@ -141,6 +157,9 @@ class _ObservedResponse:
             try:
                 return method(response, *args, **kwargs)
             finally:
-                call.finish()
+                if self.reading:
+                    self.ended = True  # finished once the read has handed its data over
+                else:
+                    call.finish()
 
         return ending
