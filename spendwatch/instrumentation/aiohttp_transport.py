@@ -22,7 +22,7 @@ from typing import Any
 from spendwatch._internal import log_internal_error
 from spendwatch.instrumentation.call import Call, Recorder
 from spendwatch.instrumentation.families.registry import may_be_llm_call
-from spendwatch.instrumentation.request import LowerHeaders, Request
+from spendwatch.instrumentation.request import LowerHeaders, Request, multipart_text_fields
 
 _streams: dict[int, Call] = {}  # id(StreamReader) of a response being observed -> its call
 _responses: dict[int, int] = {}  # id(ClientResponse) -> id of its StreamReader
@@ -86,6 +86,7 @@ def _start(recorder: Recorder, session: Any, str_or_url: Any, kwargs: dict[str, 
                 headers,
                 body=data if isinstance(data, bytes | bytearray | memoryview | str) else None,
                 json_value=kwargs.get("json"),
+                form=lambda: multipart_text_fields(data),  # httpx2's multipart stream, handed on by its transport
             )
         )
     except Exception:

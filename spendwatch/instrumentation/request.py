@@ -17,7 +17,7 @@ _MAX_FIELD_BYTES = 512
 
 
 class Request:
-    __slots__ = ("_body", "_json", "headers", "host", "parsed", "path", "port", "query", "scheme")
+    __slots__ = ("_body", "_form", "_json", "headers", "host", "parsed", "path", "port", "query", "scheme")
 
     def __init__(
         self,
@@ -29,6 +29,7 @@ class Request:
         headers: Any,
         body: bytes | Callable[[], bytes | None] | None = None,
         json_value: Any = None,
+        form: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.scheme = scheme
         self.host = host
@@ -39,6 +40,7 @@ class Request:
         self._body = body
         self._json = json_value  # a body the app handed over as an object (aiohttp's `json=`)
         self.parsed: dict[str, Any] | None = None
+        self._form = form  # the text fields of a multipart body the library streams rather than buffers
 
     def body(self) -> bytes | None:
         body = self._body
@@ -79,6 +81,11 @@ class Request:
         """A text field of a multipart/form-data body (the model of an audio upload), never a file's bytes."""
         if "multipart/form-data" not in (self.header("content-type") or ""):
             return None
+        if self._form is not None:
+            try:
+                return self._form().get(name)
+            except Exception:
+                return None
         content = self.body()
         if not content:
             return None
@@ -89,6 +96,16 @@ class Request:
         )
         found = re.search(pattern, bytes(content))
         return found.group(1).decode("utf-8", errors="replace") if found else None
+
+
+def multipart_text_fields(stream: Any) -> dict[str, str]:
+    """The text fields of httpx's (or httpx2's) multipart stream, whose files are never read."""
+    found = {}
+    for form_field in getattr(stream, "fields", None) or ():
+        if type(form_field).__name__ == "DataField":
+            value = form_field.value
+            found[form_field.name] = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+    return found
 
 
 class LowerHeaders(dict):

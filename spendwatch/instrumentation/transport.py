@@ -34,7 +34,7 @@ import wrapt
 from spendwatch._internal import log_internal_error
 from spendwatch.instrumentation.call import Call, Recorder
 from spendwatch.instrumentation.families.registry import may_be_llm_call
-from spendwatch.instrumentation.request import Request
+from spendwatch.instrumentation.request import Request, multipart_text_fields
 
 _recorder: Recorder | None = None
 _patched: list[tuple[type, str, Callable[..., Any]]] = []
@@ -116,6 +116,7 @@ def _start(request: Any) -> Call | None:
                 query.decode("ascii", errors="replace") if isinstance(query, bytes) else query,
                 request.headers,
                 body=lambda: request.content,
+                form=lambda: multipart_text_fields(request.stream),
             )
         )
     except Exception:

@@ -73,7 +73,8 @@ class Exchange:
     def model(self) -> str:
         from spendwatch.standin.bedrock import model_of
 
-        return self.body.get("model") or model_of(self.path) or "standin-model"
+        in_path = self.path.rsplit("/models/", 1)[-1].split(":", 1)[0] if "/models/" in self.path else None
+        return self.body.get("model") or model_of(self.path) or in_path or "standin-model"
 
     @property
     def response_model(self) -> str:

@@ -394,4 +394,6 @@ _ROUTES = (
     ("/responses", _responses),
     ("/embeddings", _embeddings),
     ("/v1/messages", messages),
+    (":streamRawPredict", lambda exchange: messages(exchange, stream=True)),  # Claude on Vertex AI
+    (":rawPredict", lambda exchange: messages(exchange, stream=False)),
 )
