@@ -42,6 +42,7 @@ LLM_CALLS_SCHEMA = [
     ("finish_reasons", "VARCHAR[]"),
     ("server_address", "VARCHAR"),
     ("attributes", "JSON"),
+    ("fees_usd", "DOUBLE"),
 ]
 
 
@@ -52,6 +53,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m002_alerts",
         "m003_superseded_at_ingest",
         "m004_no_persistent_indexes",
+        "m010_usage_fees",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -60,6 +62,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m002_alerts",
         "m003_superseded_at_ingest",
         "m004_no_persistent_indexes",
+        "m010_usage_fees",
     ]
     # no index on the calls: it would cost more bytes than the data (m004)
     assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)
@@ -90,8 +93,9 @@ def test_m004_keeps_every_stored_call(tmp_path):
     )
     before = con.execute("SELECT * FROM llm_call_spans ORDER BY trace_id").fetchall()
     calls_before = con.execute("SELECT count(*), sum(cost_usd) FROM llm_calls").fetchone()
-    assert migrate(con) == ["m004_no_persistent_indexes"]
-    assert con.execute("SELECT * FROM llm_call_spans ORDER BY trace_id").fetchall() == before
+    assert migrate(con) == ["m004_no_persistent_indexes", "m010_usage_fees"]
+    after = con.execute("SELECT * EXCLUDE (fees_usd) FROM llm_call_spans ORDER BY trace_id").fetchall()
+    assert after == before  # m010 only adds a column
     assert con.execute("SELECT count(*), sum(cost_usd) FROM llm_calls").fetchone() == calls_before
     assert calls_before[0] == 800  # the superseded fifth stays out of the view
 

@@ -38,6 +38,7 @@ MODEL_OPERATIONS = frozenset(
         "moderation",
     }
 )
+FREE_OPERATIONS = frozenset({"moderation"})  # answered, they cost nothing: zero, not unknown
 NOT_MODEL_CALLS = frozenset(
     {"invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "workflow", "task", "agent", "tool"}
 )
@@ -219,7 +220,7 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         finish_reasons = [str(reason)[:MAX_TEXT_CHARS] for reason in finish_reasons[:MAX_FINISH_REASONS]]
     else:
         finish_reasons = None
-    cost = pricer.price(
+    cost, fees_usd = pricer.price_call(
         provider,
         (response_model, request_model),
         at=datetime.fromtimestamp(start_ns / 1e9, UTC),
@@ -227,6 +228,8 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         output_tokens=tokens["output_tokens"],
         cache_read_tokens=tokens["cache_read_tokens"],
         cache_write_tokens=tokens["cache_write_tokens"],
+        attributes=attributes,
+        free_when_answered=operation in FREE_OPERATIONS and error_type is None,
     )
     stream = attributes.get(semconv.GEN_AI_REQUEST_STREAM)
     service_name = _clip(service_name, "service.name", problems) if isinstance(service_name, str) else None
@@ -268,6 +271,7 @@ def _row(span: Any, scope: str, service_name: Any, pricer: Pricer) -> tuple | No
         json.dumps(kept, separators=(",", ":"), ensure_ascii=False),
         scope,
         scope == semconv.INSTRUMENTATION_SCOPE,
+        fees_usd,
     )
 
 

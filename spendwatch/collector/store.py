@@ -54,6 +54,7 @@ ROW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("attributes", "VARCHAR"),
     ("instrumentation_scope", "VARCHAR"),
     ("from_spendwatch", "BOOLEAN"),
+    ("fees_usd", "DOUBLE"),  # optional: a row may end before it (migration m010_usage_fees)
 )
 
 _STAGING = "_incoming_spans"
@@ -140,6 +141,9 @@ class Store:
             time.sleep(self._write_delay)
         if self._fail_while is not None and self._fail_while.exists():
             raise OSError(28, "No space left on device (injected)")
+        width = len(ROW_COLUMNS)
+        if any(len(row) < width for row in rows):
+            rows = [row if len(row) == width else (*row, *([None] * (width - len(row)))) for row in rows]
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
