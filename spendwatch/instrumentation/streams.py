@@ -188,13 +188,17 @@ class EventStreamReader:
     def __init__(self, on_value: Callable[[Any], None]) -> None:
         self._on_value = on_value
         self._buffer = b""
+        self._lost = False
 
     def feed(self, chunk: bytes) -> None:
+        if self._lost:
+            return
         buffer = self._buffer + chunk if self._buffer else chunk
         while len(buffer) >= 12:
             total, headers_length = self._PRELUDE.unpack_from(buffer)
             if total < 16 or total > self.MAX_MESSAGE or headers_length > total - 16:
-                buffer = b""  # not an event stream after all: stop reading it
+                buffer = b""  # not an event stream after all: stop reading it rather than guess
+                self._lost = True
                 break
             if len(buffer) < total:
                 break
