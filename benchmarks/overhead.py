@@ -18,6 +18,9 @@ Two ways of calling, for two questions:
   streaming figures come from here.
 - **Loopback**: the same openai call over a real socket to the stand-in in another process, for the
   figure as an app would see it (wall clock and CPU time per call).
+- **Per transport**, over loopback, for spendwatch and the bare span only: one non-streamed LLM call and
+  one non-LLM POST through each HTTP library spendwatch patches — httpx2, aiohttp, requests (urllib3)
+  and botocore (boto3's bedrock-runtime Converse, urllib3 below it) — as CPU time of the app's process.
 """
 
 from __future__ import annotations
@@ -260,6 +263,82 @@ def paired(toggle: Toggle, measure, pairs: int) -> tuple[float, float]:
     return statistics.median(off), statistics.median(added)
 
 
+TRANSPORTS = ("httpx2", "aiohttp", "requests", "botocore")
+TRANSPORT_VARIANTS = ("bare span", "spendwatch")
+TRANSPORT_HEADER = [
+    "",
+    "LLM call",
+    "bare span adds",
+    "spendwatch adds",
+    "non-LLM POST",
+    "spendwatch adds",
+    "× bare span",
+]
+
+
+def transport_calls(toggle: Toggle, standin_url: str) -> dict[str, tuple[Any, Any]]:
+    """(LLM call, non-LLM POST) through each library, as an app makes them, against the stand-in."""
+    import asyncio
+
+    import aiohttp
+    import boto3
+    import httpx2
+    import requests
+
+    chat_url = f"{standin_url}/v1/chat/completions"
+    other_url = f"{standin_url}/api/items"
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    headers = {"authorization": f"Bearer {KEY}"}
+    httpx2_client = httpx2.Client()
+    session = requests.Session()
+    loop = asyncio.new_event_loop()
+    aiohttp_session = loop.run_until_complete(_aiohttp_session(aiohttp))
+
+    def aiohttp_post(url: str) -> Any:
+        async def post() -> Any:
+            async with aiohttp_session.post(url, json=body, headers=headers) as response:
+                return await response.read()
+
+        return loop.run_until_complete(post())
+
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=standin_url,
+        aws_access_key_id="AKIA" + "B" * 16,
+        aws_secret_access_key="bench-secret",
+    )
+    converse_messages = [{"role": "user", "content": [{"text": MESSAGES[0]["content"]}]}]
+
+    def guardrail() -> None:  # a bedrock-runtime POST that is not a model call (the stand-in: 404)
+        with contextlib.suppress(Exception):
+            bedrock.apply_guardrail(guardrailIdentifier="g", guardrailVersion="1", source="INPUT", content=[])
+
+    return {
+        "httpx2": (
+            toggle.wrap(lambda: httpx2_client.post(chat_url, json=body, headers=headers).json()),
+            lambda: httpx2_client.post(other_url, json=body).content,
+        ),
+        "aiohttp": (toggle.wrap(lambda: aiohttp_post(chat_url)), lambda: aiohttp_post(other_url)),
+        "requests": (
+            toggle.wrap(lambda: session.post(chat_url, json=body, headers=headers).json()),
+            lambda: session.post(other_url, json=body).content,
+        ),
+        "botocore": (
+            toggle.wrap(
+                lambda: bedrock.converse(
+                    modelId="us.anthropic.claude-sonnet-4-5-20250929-v1:0", messages=converse_messages
+                )
+            ),
+            guardrail,
+        ),
+    }
+
+
+async def _aiohttp_session(aiohttp: Any) -> Any:
+    return aiohttp.ClientSession()
+
+
 def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int, standin_url: str) -> dict:
     import anthropic
     import httpx2
@@ -301,12 +380,16 @@ def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int
     }
     loopback_client = openai.OpenAI(base_url=f"{standin_url}/v1", api_key=KEY, max_retries=0)
     loopback = toggle.wrap(lambda: loopback_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
+    transports = transport_calls(toggle, standin_url) if variant in TRANSPORT_VARIANTS else {}
 
     def settle() -> None:
         for _ in range(20):
             chat()
             non_llm()
             loopback()
+            for llm_call, other in transports.values():
+                llm_call()
+                other()
         for stream in streams.values():
             for _ in stream():
                 pass
@@ -330,6 +413,9 @@ def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int
             note(f"{name}_whole", paired(toggle, lambda stream=stream: first_chunk_us(stream)[1], max(2, pairs // 3)))
         note("loopback", paired(toggle, lambda: wall_median_us(loopback, loopback_calls), max(2, pairs // 3)))
         note("loopback_cpu", paired(toggle, lambda: cpu_us(loopback, loopback_calls), max(2, pairs // 3)))
+        for name, (llm_call, other) in transports.items():
+            note(f"{name}_llm", paired(toggle, lambda llm_call=llm_call: cpu_us(llm_call, loopback_calls), pairs))
+            note(f"{name}_other", paired(toggle, lambda other=other: cpu_us(other, loopback_calls * 2), pairs))
     provider.shutdown()
     return figures
 
@@ -384,6 +470,34 @@ def run(quick: bool) -> Section:
     return report(results, skipped, sizes)
 
 
+def _transports(results: dict) -> tuple[list[list[str]], list[Target]]:
+    ours, bare = results.get("spendwatch"), results.get("bare span")
+    if ours is None or bare is None or f"{TRANSPORTS[0]}_llm" not in ours:
+        return [], []
+    rows, targets = [], []
+    for name in TRANSPORTS:
+        added, reference, other = (
+            Spread(ours[f"{name}_llm"]),
+            Spread(bare[f"{name}_llm"]),
+            Spread(ours[f"{name}_other"]),
+        )
+        ratio = added.median / reference.median if reference.median > 0 else float("inf")
+        rows.append(
+            [
+                name,
+                Spread(ours[f"{name}_llm_base"]).show(" µs", 0),
+                reference.show(" µs"),
+                added.show(" µs"),
+                Spread(ours[f"{name}_other_base"]).show(" µs", 0),
+                other.show(" µs", 2),
+                f"{ratio:.1f}×",
+            ]
+        )
+        targets.append(Target(f"{name}: LLM call added / bare span's", ratio, 1.3, f"{ratio:.2f}×"))
+        targets.append(Target(f"{name}: non-LLM request added", other.median, 2, other.show(" µs", 2)))
+    return rows, targets
+
+
 def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int]) -> Section:
     chunks = sizes["chunks"]
     first = next(iter(results.values()))
@@ -423,6 +537,7 @@ def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int])
                 ]
             )
     stream_header = ["", "OpenAI: first chunk, added", "per chunk", "Anthropic: first chunk, added", "per chunk"]
+    transport_rows, transport_targets = _transports(results)
     targets = []
     ours = results.get("spendwatch")
     if ours is not None:
@@ -440,6 +555,7 @@ def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int])
                 f"{first_chunk:.1f} µs",
             ),
             Target("stream: added per chunk (the worse of the two)", per_chunk, 5, f"{per_chunk:.2f} µs"),
+            *transport_targets,
         ]
     notes = "".join(f"\n- {variant}: not measured — {why}." for variant, why in skipped.items())
     body = f"""Per variant: {sizes["rounds"]} rounds of {sizes["pairs"]} pairs of blocks (uninstrumented, then
@@ -457,6 +573,13 @@ by the app through httpx2 as they arrive; "per chunk" is the whole stream's adde
 the chunks, so it includes the span at the end:
 
 {table(stream_header, stream_rows)}
+
+Per HTTP library, over loopback to the stand-in (another process): the CPU time an LLM call (a
+non-streamed chat completion; for botocore a Bedrock Converse) and a non-LLM POST cost uninstrumented,
+and what the bare span and spendwatch add to them; the last column is spendwatch's added time over the
+bare span's for the same call:
+
+{table(TRANSPORT_HEADER, transport_rows)}
 
 The same streams through the real SDKs, for scale: the SDKs' own parsing costs ~20–80 µs a chunk and
 varies from stream to stream by more than the instrumentations add, so these rows are mostly noise:

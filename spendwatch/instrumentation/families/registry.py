@@ -28,14 +28,15 @@ from spendwatch.instrumentation.families import (
 )
 
 # Order matters where suffixes overlap: the first route whose suffix (and `path_contains`) fits wins,
-# so Vertex's paths come before Gemini's, and "/chat/completions" before "/completions".
+# so Ollama's "/api/embeddings" comes before OpenAI's "/embeddings", "/chat/completions" before
+# "/completions", Vertex's paths before Gemini's. Past that, the most called first: it is walked per call.
 FAMILIES: tuple[Family, ...] = (
-    vertex.FAMILY,
-    gemini.FAMILY,
-    bedrock.FAMILY,
     ollama.FAMILY,
     openai.FAMILY,
     anthropic.FAMILY,
+    vertex.FAMILY,
+    gemini.FAMILY,
+    bedrock.FAMILY,
     azure.FAMILY,
     compatible.FAMILY,
 )
@@ -76,15 +77,10 @@ class Classifier:
     def classify(self, method: str, host: str, port: int | None, path: str) -> Match | None:
         if not may_be_llm_call(method, path):
             return None
-        route = next(
-            (
-                route
-                for route in ROUTES
-                if path.endswith(route.path_suffix) and (not route.path_contains or route.path_contains in path)
-            ),
-            None,
-        )
-        if route is None:
+        for route in ROUTES:
+            if path.endswith(route.path_suffix) and (not route.path_contains or route.path_contains in path):
+                break
+        else:
             return None
         provider = self.provider_for(host, port)
         if provider is None:
