@@ -174,3 +174,11 @@ def test_moderations_are_free_and_unknown_models_stay_unpriced():
         "openai", ("dall-e-9",), input_tokens=None, output_tokens=None, attributes={"spendwatch.usage.images": 1}
     ) == (None, None)
     assert pricer.price_call("openai", ("tts-1",), input_tokens=None, output_tokens=None) == (None, None)
+    # a model priced by tokens, called with characters only: unknown, not free
+    assert pricer.price_call(
+        "openai",
+        ("gpt-4o-mini-tts",),
+        input_tokens=None,
+        output_tokens=None,
+        attributes={"spendwatch.usage.input_characters": 500},
+    ) == (None, None)

@@ -285,3 +285,42 @@ def test_patches_are_symmetric_and_idempotent(standin):
     assert [owner.__dict__[name] for owner, name in places] == originals
     requests.post(f"{standin.base_url}/v1/chat/completions", json={"model": "m", "messages": []}, timeout=10)
     assert len(ours(EXPORTER)) == 1
+
+
+IMPORTED_LATER = """
+import asyncio, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+import spendwatch
+spendwatch.instrument(tracer_provider=provider)
+assert "aiohttp" not in sys.modules and "urllib3" not in sys.modules and "requests" not in sys.modules
+import requests, aiohttp
+base = sys.argv[1]
+requests.post(base + "/v1/chat/completions", json={"model": "m", "messages": []}, timeout=10)
+async def main():
+    async with aiohttp.ClientSession() as session:
+        async with session.post(base + "/v1/chat/completions", json={"model": "m", "messages": []}) as response:
+            await response.read()
+asyncio.run(main())
+print(len(exporter.get_finished_spans()))
+"""
+
+
+def test_libraries_imported_after_instrumenting_are_patched_on_import(standin):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_LATER, standin.base_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2"]

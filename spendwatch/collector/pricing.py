@@ -147,6 +147,8 @@ class Pricer:
             elif model_price is not None and (has_tokens or extra or free_when_answered):
                 usage = {key: value for key, value in tokens.items() if value}
                 cost = fees.calc(model_price, {**usage, **extra})
+            if cost == 0 and extra and not has_tokens:
+                cost = None  # its price has no rate for what it used (gpt-4o-mini-tts by characters): unknown, not 0
             if cost is None or (cost == 0 and image_cost):
                 cost = image_cost
             fee = 0.0
