@@ -9,6 +9,10 @@ When the response carried no final usage (a stream without `include_usage`, a st
 early, a body it never read) but the provider did answer, the call was billed: its tokens are estimated
 (input from the request's text, output from the text seen, both at four characters a token) and the span
 says `spendwatch.usage.estimated = true`. Counting it as zero would be the undercount we exist to prevent.
+APIs not billed by tokens (images, audio, moderations: their route says `estimate=False`) are never
+estimated; what they are billed by is recorded instead.
+
+Everything that depends on the API is the route's (`families`): the call only holds what was found.
 """
 
 from __future__ import annotations
