@@ -105,6 +105,7 @@ def invoke(exchange: Exchange) -> Answer:
     usage = exchange.usage
     if "anthropic." in model:
         body: dict[str, Any] = wire.messages(exchange).body
+        body["model"] = model.split("anthropic.", 1)[1].split("-v", 1)[0]  # Anthropic's own name, as Bedrock answers
     elif "embed" in model:
         body = {"embedding": wire.vector(0), "inputTextTokenCount": usage.input}
     else:
@@ -123,6 +124,7 @@ def invoke_stream(exchange: Exchange) -> Answer:
 
     usage = exchange.usage
     inner = [json.loads(event.split(b"data: ", 1)[1]) for event in wire.messages(exchange, stream=True).events]
+    inner[0]["message"]["model"] = exchange.model.split("anthropic.", 1)[-1].split("-v", 1)[0]
     metrics = {
         "inputTokenCount": usage.input - usage.cache_read - usage.cache_write,
         "outputTokenCount": usage.output,

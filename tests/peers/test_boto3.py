@@ -59,6 +59,7 @@ def check(span, credentials, *, stream: bool, model: str = PROFILE, usage: Usage
     assert attributes.get("gen_ai.usage.cache_read.input_tokens") == (usage.cache_read or None)
     assert attributes.get("gen_ai.usage.cache_creation.input_tokens") == (usage.cache_write or None)
     assert attributes["spendwatch.usage.estimated"] is False
+    assert "gen_ai.response.model" not in attributes  # Anthropic's name in the body is not what Bedrock bills
     assert attributes["cloud.region"] == "eu-west-1"
     assert attributes["spendwatch.api_key.id"] == api_key_id(access_key_id)  # the access key id, not the secret
     assert attributes["spendwatch.api_key.hint"] == access_key_id[-4:]
@@ -86,7 +87,9 @@ def test_converse_stream(spans, standin, credentials):
 
 def test_invoke_model(spans, standin, credentials):
     answer = bedrock(standin, credentials).invoke_model(modelId=PROFILE, body=ANTHROPIC_BODY)
-    assert json.loads(answer["body"].read())["usage"]["cache_read_input_tokens"] == 600
+    body = json.loads(answer["body"].read())
+    assert body["usage"]["cache_read_input_tokens"] == 600
+    assert body["model"] == "claude-sonnet-4-5-20250929"
     attributes = check(only_span(spans), credentials, stream=False)
     assert attributes["gen_ai.response.id"].startswith("msg_standin")
 

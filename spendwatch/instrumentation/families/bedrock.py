@@ -130,7 +130,11 @@ def observe_invoke(call: Any, obj: Any) -> None:
             return
     metrics = obj.get(_INVOCATION_METRICS)
     if isinstance(obj.get("type"), str):  # Anthropic's Messages, as the anthropic family reads them
+        model = call.response_model
         anthropic.observe(call, obj)
+        # Its `model` is Anthropic's name, not the model id or inference profile Bedrock bills (a global
+        # profile costs less than a regional one): the request's model id stays the one priced.
+        call.response_model = model
     elif isinstance(obj.get("usage"), dict):  # Nova (Converse's names), or a Messages-like usage
         usage = obj["usage"]
         _set_usage(
