@@ -147,7 +147,7 @@ def spendwatch_in_process(payloads: list[bytes], directory: Path) -> float:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from spendwatch.collector import otlp
-    from spendwatch.collector.pricing import Pricer
+    from spendwatch.collector.pricing import Pricer, price_rows
     from spendwatch.collector.spans import Counts, rows_from_request
     from spendwatch.collector.store import Store
 
@@ -157,7 +157,7 @@ def spendwatch_in_process(payloads: list[bytes], directory: Path) -> float:
     started = time.perf_counter()
     for body in payloads:
         request, _ = otlp.decode(ExportTraceServiceRequest, body, "application/x-protobuf")
-        store.write(rows_from_request(request, pricer, counts))
+        store.write(price_rows(rows_from_request(request, counts), pricer))
     elapsed = time.perf_counter() - started
     store.close()
     return len(payloads) * SPANS_PER_EXPORT / elapsed

@@ -65,22 +65,22 @@ class CannedPool:
 
 def canned_answers(stream_chunks: int) -> dict[str, tuple[int, list[tuple[bytes, bytes]], list[bytes]]]:
     """The stand-in's bytes for each path the scenarios call, built by its own wire module."""
-    from spendwatch.standin import wire
-    from spendwatch.standin.server import Exchange
+    from spendwatch.standin import routes
+    from spendwatch.standin.exchange import Exchange
 
     def exchange(path: str, body: dict, headers: dict) -> Any:
         return Exchange(path, {}, body, headers, 1)
 
-    chat = wire.answer(exchange("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES}, {}))
+    chat = routes.answer(exchange("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES}, {}))
     chat_body = gzip.compress(json.dumps(chat.body).encode())
-    openai_stream = wire.answer(
+    openai_stream = routes.answer(
         exchange(
             "/v1/chat/completions",
             {"model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True}},
             {"x-standin-chunks": str(stream_chunks)},
         )
     )
-    anthropic_stream = wire.answer(
+    anthropic_stream = routes.answer(
         exchange(
             "/v1/messages",
             {"model": "claude-sonnet-4-5", "stream": True, "max_tokens": 2000},

@@ -18,7 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from spendwatch.collector import otlp
-from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.pricing import Pricer, price_rows
 from spendwatch.collector.spans import Counts, rows_from_request
 from spendwatch.collector.store import Store
 from tests.collector import Collector, run_cli
@@ -38,7 +38,7 @@ def test_fuzzed_bytes_decode_or_get_a_4xx(body, content_type):
     except otlp.BadRequest as error:
         assert 400 <= error.status < 500
         return
-    rows_from_request(message, Pricer(), Counts())  # whatever decodes, the row builder takes
+    rows_from_request(message, Counts())  # whatever decodes, the row builder takes
 
 
 scalars = st.one_of(
@@ -108,7 +108,7 @@ def test_fuzzed_spans_become_sane_rows_that_store(fuzz_store, batch):
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=batch)])]
     )
     counts = Counts()
-    rows = rows_from_request(request, Pricer(), counts)
+    rows = price_rows(rows_from_request(request, counts), Pricer())
     assert counts.received == len(batch) == counts.kept + counts.dropped + counts.rejected
     fuzz_store.write(rows)  # every row the builder makes, DuckDB takes
     for row in rows:

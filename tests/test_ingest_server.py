@@ -19,7 +19,6 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.spans import Counts, rows_from_request
 from spendwatch.collector.store import Store
 from spendwatch.collector.writer import Writer
@@ -383,7 +382,7 @@ def test_the_row_builder_never_fails_a_span_for_a_bug_silently(tmp_path):
             resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=batch)])]
         )
         refusals: Counter[str] = Counter()
-        rows_from_request(request, Pricer(), Counts(), refusals)
+        rows_from_request(request, Counts(), refusals)
         assert not [reason for reason in refusals if reason.startswith("could not be read")], refusals
 
     check()

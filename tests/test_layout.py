@@ -83,3 +83,16 @@ def test_the_instrumentation_imports_nothing_heavy():
                 else []
             )
             assert not {name.split(".")[0] for name in names} & heavy, (path, names)
+
+
+def test_no_import_cycles_between_modules():
+    """Not even through imports inside functions, the usual way a cycle is hidden rather than removed."""
+    graph = imports()
+    for start in graph:
+        seen, stack = set(), [(target, (start, target)) for target in graph[start]]
+        while stack:
+            current, path = stack.pop()
+            assert current != start, " -> ".join(path)
+            if current not in seen and current in graph:
+                seen.add(current)
+                stack.extend((target, (*path, target)) for target in graph[current])

@@ -18,7 +18,6 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 from spendwatch.collector import scrub
 from spendwatch.collector.attributes import KeepList
-from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.spans import Counts, Extract, rows_from_request
 from spendwatch.collector.store import Store
 
@@ -62,7 +61,7 @@ def request(
 
 def stored(attributes: dict, resource: dict | None = None, keep: tuple[str, ...] = ()) -> tuple:
     extract = Extract(links=[], dropped_attributes=Counter())
-    (row,) = rows_from_request(request(attributes, resource), Pricer(), Counts(), keep=KeepList(keep), extract=extract)
+    (row,) = rows_from_request(request(attributes, resource), Counts(), keep=KeepList(keep), extract=extract)
     return row, json.loads(row.attributes), extract.dropped_attributes
 
 

@@ -88,7 +88,9 @@ def test_vertex_gemini_key_id_is_the_project(spans, standin):
         assert attributes["cloud.region"] == "europe-west4"
         assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (30, 5)
     assert (
-        first["spendwatch.fingerprint.id"] == second["spendwatch.fingerprint.id"] == api_key_id("gcp-project:billing-project-7")
+        first["spendwatch.fingerprint.id"]
+        == second["spendwatch.fingerprint.id"]
+        == api_key_id("gcp-project:billing-project-7")
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spendwatch.collector.attributes import KeepList
-from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.pricing import Pricer, price_rows
 from spendwatch.collector.spans import Counts, Extract, rows_from_request
 from spendwatch.collector.writer import Writer, Written
 
@@ -44,7 +44,7 @@ class Ingest:
         counts = Counts()
         refusals: Counter[str] = Counter()
         extract = Extract(links=[], dropped_attributes=Counter())
-        rows = rows_from_request(request, self.pricer, counts, refusals, keep=self.keep, extract=extract)
+        rows = price_rows(rows_from_request(request, counts, refusals, keep=self.keep, extract=extract), self.pricer)
         with self._lock:
             self.counts.received += counts.received
             self.counts.kept += counts.kept

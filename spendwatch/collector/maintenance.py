@@ -14,8 +14,7 @@ from typing import TextIO
 
 import duckdb
 
-from spendwatch.collector.pricing import PriceOverride, Pricer
-from spendwatch.collector.spans import FREE_OPERATIONS
+from spendwatch.collector.pricing import FREE_OPERATIONS, PriceOverride, Pricer
 from spendwatch.collector.store import open_existing
 
 REPRICE_BATCH = 5000

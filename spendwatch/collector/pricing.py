@@ -15,6 +15,8 @@ A call that used more than tokens (web searches, characters, audio seconds, imag
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +25,7 @@ from typing import Any
 
 from spendwatch import semconv
 from spendwatch.collector import fees
+from spendwatch.collector.rows import SpanRow
 
 GENAI_PRICES_PROVIDER = {
     "openai": "openai",
@@ -239,3 +242,29 @@ def _model_price(provider_id: str, model: str, day: str) -> Any:  # genai_prices
         return calc_price(Usage(), model, provider_id=provider_id, genai_request_timestamp=timestamp).model_price
     except LookupError:
         return None
+
+
+FREE_OPERATIONS = frozenset({"moderation"})  # answered, they cost nothing: zero, not unknown
+# A row whose stored attributes say what it used besides tokens: only those are parsed again to be priced.
+_PER_USE_MARKS = ("spendwatch.usage.", "spendwatch.request.")
+
+
+def price_rows(rows: Iterable[SpanRow], pricer: Pricer) -> list[SpanRow]:
+    """The pricing stage: each row parsed from a span, with its cost and fees."""
+    return [price_row(row, pricer) for row in rows]
+
+
+def price_row(row: SpanRow, pricer: Pricer) -> SpanRow:
+    attributes = json.loads(row.attributes) if any(mark in row.attributes for mark in _PER_USE_MARKS) else None
+    cost, fees_usd = pricer.price_call(
+        row.provider,
+        (row.response_model, row.request_model),
+        at=datetime.fromtimestamp(row.start_ns / 1e9, UTC),
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        attributes=attributes,
+        free_when_answered=row.operation in FREE_OPERATIONS and row.error_type is None,
+    )
+    return row._replace(cost_usd=cost, fees_usd=fees_usd)

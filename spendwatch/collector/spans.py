@@ -19,13 +19,11 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from spendwatch import semconv
 from spendwatch.collector import providers, scrub
 from spendwatch.collector.attributes import NOTHING_MORE, KeepList, kept_attributes
-from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.rows import SpanLink, SpanRow
 
 MODEL_OPERATIONS = frozenset(
@@ -44,7 +42,6 @@ MODEL_OPERATIONS = frozenset(
         "moderation",
     }
 )
-FREE_OPERATIONS = frozenset({"moderation"})  # answered, they cost nothing: zero, not unknown
 NOT_MODEL_CALLS = frozenset(
     {"invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "workflow", "task", "agent", "tool"}
 )
@@ -140,7 +137,6 @@ class Extract:
 
 def rows_from_request(
     request: Any,
-    pricer: Pricer,
     counts: Counts,
     refusals: Counter[str] | None = None,
     *,
@@ -171,7 +167,7 @@ def rows_from_request(
                     refusals["trace or span id of the wrong length"] += 1
                     continue
                 try:
-                    row = _row(span, scope, service_name, resource, pricer, keep, dropped)
+                    row = _row(span, scope, service_name, resource, keep, dropped)
                 except Exception as error:  # the message may quote the span's data: only its type is kept
                     counts.rejected += 1
                     refusals[f"could not be read ({type(error).__name__})"] += 1
@@ -193,7 +189,6 @@ def _row(
     scope: str,
     service_name: Any,
     resource: dict[str, Any],
-    pricer: Pricer,
     keep: KeepList,
     dropped: Counter,
 ) -> SpanRow | None:
@@ -232,17 +227,6 @@ def _row(
         ]
     else:
         finish_reasons = None
-    cost, fees_usd = pricer.price_call(
-        provider,
-        (response_model, request_model),
-        at=datetime.fromtimestamp(start_ns / 1e9, UTC),
-        input_tokens=tokens["input_tokens"],
-        output_tokens=tokens["output_tokens"],
-        cache_read_tokens=tokens["cache_read_tokens"],
-        cache_write_tokens=tokens["cache_write_tokens"],
-        attributes=attributes,
-        free_when_answered=operation in FREE_OPERATIONS and error_type is None,
-    )
     stream = attributes.get(semconv.GEN_AI_REQUEST_STREAM)
     if isinstance(service_name, str):
         service_name = _clip(scrub.scrub_text(service_name), "service.name", problems)
@@ -277,7 +261,7 @@ def _row(
         tokens["cache_write_tokens"],
         tokens["reasoning_tokens"],
         attributes.get(semconv.SPENDWATCH_USAGE_ESTIMATED) is True,
-        cost,
+        None,  # cost_usd: priced in the next stage (pricing.price_rows)
         api_key_id,
         api_key_hint,
         status_code,
@@ -288,7 +272,7 @@ def _row(
         scope,
         scope == semconv.INSTRUMENTATION_SCOPE,
         None if provider_raw == provider else scrub.scrub_text(provider_raw),
-        fees_usd,
+        None,  # fees_usd: likewise
     )
 
 

@@ -24,6 +24,7 @@ A request steers its answer with headers (never recorded by the instrumentation)
 key that paid): the ledger the tests compare stored calls with.
 """
 
-from spendwatch.standin.server import Billed, StandinServer, Usage
+from spendwatch.standin.exchange import Usage
+from spendwatch.standin.server import Billed, StandinServer
 
 __all__ = ["Billed", "StandinServer", "Usage"]

@@ -12,20 +12,12 @@ import base64
 import json
 import struct
 import zlib
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from typing import Any
 
-if TYPE_CHECKING:
-    from spendwatch.standin.server import Exchange
-    from spendwatch.standin.wire import Answer
+from spendwatch.standin import wire
+from spendwatch.standin.exchange import Answer, Exchange
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
-
-
-def model_of(path: str) -> str | None:
-    if "/model/" not in path:
-        return None
-    return unquote(path.split("/model/", 1)[1].split("/", 1)[0])
 
 
 def event_message(headers: dict[str, str], payload: bytes) -> bytes:
@@ -59,8 +51,6 @@ def _usage(exchange: Exchange) -> dict[str, int]:
 
 
 def converse(exchange: Exchange) -> Answer:
-    from spendwatch.standin.wire import Answer
-
     return Answer(
         {
             "output": {"message": {"role": "assistant", "content": [{"text": exchange.reply}]}},
@@ -72,8 +62,6 @@ def converse(exchange: Exchange) -> Answer:
 
 
 def converse_stream(exchange: Exchange) -> Answer:
-    from spendwatch.standin.wire import Answer
-
     events = [_event("messageStart", {"role": "assistant"})]
     for piece in exchange.chunks:
         events.append(_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
@@ -99,8 +87,6 @@ def _token_headers(exchange: Exchange) -> dict[str, str]:
 
 def invoke(exchange: Exchange) -> Answer:
     """The model family's own body: Anthropic's Messages, Titan's embeddings, Llama's generation."""
-    from spendwatch.standin import wire
-
     model = exchange.model
     usage = exchange.usage
     if "anthropic." in model:
@@ -115,13 +101,11 @@ def invoke(exchange: Exchange) -> Answer:
             "generation_token_count": usage.output,
             "stop_reason": "stop",
         }
-    return wire.Answer(body, headers=_token_headers(exchange))
+    return Answer(body, headers=_token_headers(exchange))
 
 
 def invoke_stream(exchange: Exchange) -> Answer:
     """Anthropic's stream events, each as the `bytes` of a `chunk` event; the last with the metrics."""
-    from spendwatch.standin import wire
-
     usage = exchange.usage
     inner = [json.loads(event.split(b"data: ", 1)[1]) for event in wire.messages(exchange, stream=True).events]
     inner[0]["message"]["model"] = exchange.model.split("anthropic.", 1)[-1].split("-v", 1)[0]
@@ -137,7 +121,7 @@ def invoke_stream(exchange: Exchange) -> Answer:
         metrics["cacheWriteInputTokenCount"] = usage.cache_write
     inner[-1]["amazon-bedrock-invocationMetrics"] = metrics
     events = [_event("chunk", {"bytes": base64.b64encode(json.dumps(value).encode()).decode()}) for value in inner]
-    return wire.Answer(events=events, content_type=EVENT_STREAM)
+    return Answer(events=events, content_type=EVENT_STREAM)
 
 
 ROUTES = (

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from spendwatch.standin.server import Exchange
-    from spendwatch.standin.wire import Answer
+from spendwatch.standin.exchange import Answer, Exchange
 
 FAKE_PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"standin-image" * 4).decode()
 FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
 
 
 def _answer(*args: Any, **kwargs: Any) -> Answer:
-    from spendwatch.standin.wire import Answer
-
     return Answer(*args, **kwargs)
 
 

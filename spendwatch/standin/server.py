@@ -13,72 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from spendwatch.standin import wire
-
-DEFAULT_REPLY = "Hello from the stand-in provider."
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A call's usage in semconv terms: input includes cache reads and writes, output includes reasoning."""
-
-    input: int = 25
-    output: int = 0  # 0: one token per streamed chunk of the reply
-    cache_read: int = 0
-    cache_write: int = 0
-    reasoning: int = 0
-
-    @classmethod
-    def from_header(cls, value: str | None, default_output: int) -> Usage:
-        fields: dict[str, int] = {}
-        for item in (value or "").split(","):
-            name, _, number = item.partition("=")
-            if name.strip():
-                fields[name.strip()] = int(number)
-        fields.setdefault("output", default_output)
-        return cls(**fields)
-
-    def header(self) -> str:
-        return ",".join(f"{name}={getattr(self, name)}" for name in self.__dataclass_fields__)
-
-
-@dataclass
-class Exchange:
-    """One request as the wire builders see it."""
-
-    path: str
-    query: dict[str, list[str]]
-    body: dict[str, Any]
-    headers: Any
-    serial: int
-
-    @property
-    def reply(self) -> str:
-        return self.headers.get("x-standin-reply") or DEFAULT_REPLY
-
-    @property
-    def chunks(self) -> list[str]:
-        count = int(self.headers.get("x-standin-chunks") or 0)
-        words = self.reply.split(" ")
-        pieces = [word if index == 0 else " " + word for index, word in enumerate(words)]
-        if count:
-            pieces = [pieces[index % len(pieces)] for index in range(count)]
-        return pieces
-
-    @property
-    def usage(self) -> Usage:
-        return Usage.from_header(self.headers.get("x-standin-usage"), default_output=len(self.chunks))
-
-    @property
-    def model(self) -> str:
-        from spendwatch.standin.bedrock import model_of
-
-        in_path = self.path.rsplit("/models/", 1)[-1].split(":", 1)[0] if "/models/" in self.path else None
-        return self.body.get("model") or model_of(self.path) or in_path or "standin-model"
-
-    @property
-    def response_model(self) -> str:
-        return self.headers.get("x-standin-response-model") or self.model
+from spendwatch.standin import routes, wire
+from spendwatch.standin.exchange import Answer, Exchange, Usage
 
 
 @dataclass(frozen=True)
@@ -106,7 +42,7 @@ def _credential(exchange: Exchange) -> str | None:
     return (exchange.query.get("key") or [None])[0]
 
 
-def _response_id(answer: wire.Answer) -> str | None:
+def _response_id(answer: Answer) -> str | None:
     """The id the answer carries: in its body, or in the first event of its stream that has one."""
     documents: list[Any] = [answer.body] if answer.events is None else []
     for event in answer.events or ():
@@ -155,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status >= 400:
             self._send_json(status, wire.error_body(exchange, status))
             return
-        answer = wire.answer(exchange)
+        answer = routes.answer(exchange)
         if answer is None:
             self._send_json(404, {"error": {"message": f"no stand-in route for {url.path}"}})
             return

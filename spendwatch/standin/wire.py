@@ -6,35 +6,11 @@ import base64
 import json
 import struct
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from spendwatch.standin.server import Exchange
+from spendwatch.standin.exchange import Answer, Exchange
 
 EMBEDDING_DIMENSIONS = 8
-
-
-@dataclass
-class Answer:
-    body: Any = None  # JSON, or bytes sent as they are (audio)
-    events: list[bytes] | None = None  # a stream: each element is written (and flushed) as one chunk
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def answer(exchange: Exchange) -> Answer | None:
-    from spendwatch.standin import bedrock, media
-
-    path = exchange.path
-    if "/model/" in path:
-        for suffix, build in bedrock.ROUTES:
-            if path.endswith(suffix):
-                return build(exchange)
-    for suffix, build in (*media.ROUTES, *_ROUTES):
-        if path.endswith(suffix):
-            return build(exchange)
-    return None
 
 
 def error_body(exchange: Exchange, status: int) -> dict[str, Any]:
@@ -381,7 +357,7 @@ def _ollama_embed(exchange: Exchange) -> Answer:
     )
 
 
-_ROUTES = (
+ROUTES = (
     (":streamGenerateContent", _stream_generate_content),
     (":generateContent", _generate_content),
     (":embedContent", _embed_content),
