@@ -9,7 +9,8 @@ import pytest
 from genai_prices import Usage, calc_price, data
 
 from spendwatch.collector import pricing
-from spendwatch.collector.pricing import GENAI_PRICES_PROVIDER, Pricer
+from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.providers import GENAI_PRICES_PROVIDER
 
 PROVIDERS = sorted(set(GENAI_PRICES_PROVIDER.values()))
 

@@ -1,6 +1,6 @@
 """Pricing LLM calls: genai-prices' bundled data (offline), or the config's own `[prices]`.
 
-genai-prices names providers its own way; `GENAI_PRICES_PROVIDER` maps the semconv names onto them. A
+genai-prices names providers its own way; `providers.GENAI_PRICES_PROVIDER` maps the semconv names onto them. A
 model it does not know has no price (None), never a price of zero: an unpriced call must stay visible.
 
 Resolving a model to its price (~80 µs) and applying it (~100 µs) are too slow for every span of a
@@ -25,26 +25,8 @@ from typing import Any
 
 from spendwatch import semconv
 from spendwatch.collector import fees
+from spendwatch.collector.providers import GENAI_PRICES_PROVIDER
 from spendwatch.collector.rows import SpanRow
-
-GENAI_PRICES_PROVIDER = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "gcp.gemini": "google",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "azure.ai.openai": "azure",
-    "aws.bedrock": "aws",
-    "groq": "groq",
-    "mistral_ai": "mistral",
-    "deepseek": "deepseek",
-    "x_ai": "x-ai",
-    "perplexity": "perplexity",
-    "openrouter": "openrouter",
-    "together_ai": "together",
-    "fireworks_ai": "fireworks",
-    "cohere": "cohere",
-}
 
 _PER_MILLION = 1_000_000
 

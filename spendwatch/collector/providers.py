@@ -8,6 +8,8 @@ Vercel AI SDK's `openai.chat` / `anthropic.messages` / `google.generative-ai`, `
 Two spans of one call need not name the same provider: OpenLLMetry's openai instrumentor says `openai` for
 any base URL, where spendwatch's span (which sees the host) says `groq`; the anthropic SDK on Bedrock says
 `anthropic` where the HTTP span says `aws.bedrock`. `compatible` says which pairs can be one call.
+And genai-prices, which prices the calls, names providers its own way (`GENAI_PRICES_PROVIDER`). The
+instrumentation's knowledge of providers (hosts, paths, wire formats) is its own: instrumentation/families.
 """
 
 from __future__ import annotations
@@ -135,3 +137,24 @@ def compatible(first: str, second: str) -> bool:
         other = second if first == "openai" else first
         return other in OPENAI_COMPATIBLE or other not in WELL_KNOWN  # a self-hosted OpenAI-style server
     return first in _HOSTED.get(second, ()) or second in _HOSTED.get(first, ())
+
+
+# The semconv names to genai-prices' provider ids, which price the calls.
+GENAI_PRICES_PROVIDER = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "azure.ai.openai": "azure",
+    "aws.bedrock": "aws",
+    "groq": "groq",
+    "mistral_ai": "mistral",
+    "deepseek": "deepseek",
+    "x_ai": "x-ai",
+    "perplexity": "perplexity",
+    "openrouter": "openrouter",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "cohere": "cohere",
+}

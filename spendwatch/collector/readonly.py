@@ -34,7 +34,6 @@ from spendwatch.errors import UserError
 
 QUERY_TIMEOUT_SECONDS = float(os.environ.get("SPENDWATCH_QUERY_TIMEOUT") or 60)
 _QUERY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-READ_ONLY_CONFIG = {"enable_external_access": False}
 MAX_RESULT_ROWS = int(os.environ.get("SPENDWATCH_QUERY_MAX_ROWS") or 100_000)
 MAX_RESULT_BYTES = int(os.environ.get("SPENDWATCH_QUERY_MAX_BYTES") or 64 * 1024 * 1024)
 READ_MEMORY_LIMIT = "512MB"  # per read connection, for sorts and hash tables; beyond, DuckDB spills or fails the query
