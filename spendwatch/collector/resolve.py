@@ -45,15 +45,7 @@ def _temp_tables(con: duckdb.DuckDBPyConnection) -> None:
 def resolve_batch(con: duckdb.DuckDBPyConnection, staging: str, first: datetime, last: datetime) -> int:
     """Decide again every call the spans in `staging` (just inserted) are part of; returns the rows changed."""
     window = {"first": first, "last": last}
-    seeds = {
-        trace_id
-        for (trace_id,) in con.execute(
-            f"""SELECT trace_id FROM llm_call_spans
-                WHERE start_time BETWEEN $first AND $last AND trace_id IN (SELECT trace_id FROM {staging})
-                GROUP BY trace_id HAVING count(*) > 1""",
-            window,
-        ).fetchall()
-    }
+    seeds = _traces_with_several_calls(con, f"SELECT trace_id FROM {staging}", window)
     seeds |= _traces_sharing_response_ids(con, f"SELECT {_KEY} FROM {staging} WHERE response_id IS NOT NULL", window)
     if not seeds:
         return 0
@@ -67,15 +59,7 @@ def resolve_linked(con: duckdb.DuckDBPyConnection, traces: Iterable[str], now: d
     _temp_tables(con)
     con.execute(f"DELETE FROM {_COMPONENT}")
     con.execute(f"INSERT INTO {_COMPONENT} SELECT unnest($traces)", {"traces": sorted(set(traces))})
-    seeds = {
-        trace_id
-        for (trace_id,) in con.execute(
-            f"""SELECT trace_id FROM llm_call_spans
-                WHERE start_time BETWEEN $first AND $last AND trace_id IN (SELECT trace_id FROM {_COMPONENT})
-                GROUP BY trace_id HAVING count(*) > 1""",
-            window,
-        ).fetchall()
-    }
+    seeds = _traces_with_several_calls(con, f"SELECT trace_id FROM {_COMPONENT}", window)
     return _resolve_traces(con, seeds, window) if seeds else 0
 
 
@@ -105,6 +89,19 @@ def resolve_stored(con: duckdb.DuckDBPyConnection, since: datetime | None) -> in
         if chunk:
             changed += _resolve_traces(con, set(chunk), window, done=done)
     return changed
+
+
+def _traces_with_several_calls(con: duckdb.DuckDBPyConnection, traces_sql: str, window: dict) -> set[str]:
+    """The traces among `traces_sql`'s that hold more than one stored model-call span in the window."""
+    return {
+        trace_id
+        for (trace_id,) in con.execute(
+            f"""SELECT trace_id FROM llm_call_spans
+                WHERE start_time BETWEEN $first AND $last AND trace_id IN ({traces_sql})
+                GROUP BY trace_id HAVING count(*) > 1""",
+            window,
+        ).fetchall()
+    }
 
 
 def _traces_sharing_response_ids(con: duckdb.DuckDBPyConnection, keys_sql: str, window: dict) -> set[str]:
