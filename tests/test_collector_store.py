@@ -45,6 +45,7 @@ LLM_CALLS_SCHEMA = [
     ("usage_unknown", "BOOLEAN"),
     ("model", "VARCHAR"),
     ("unpriced", "BOOLEAN"),
+    ("received_at", "TIMESTAMP WITH TIME ZONE"),
 ]
 
 
@@ -57,6 +58,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m004_no_persistent_indexes",
         "m005_call_identity",
         "m006_named_meanings",
+        "m007_metrics_received_at",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -67,6 +69,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m004_no_persistent_indexes",
         "m005_call_identity",
         "m006_named_meanings",
+        "m007_metrics_received_at",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
