@@ -60,6 +60,30 @@ SETTINGS: tuple[Setting, ...] = (
         "an OTLP/HTTP endpoint for the daemon's own counters",
     ),
     Setting(
+        "metrics_port",
+        "SPENDWATCH_METRICS_PORT",
+        "metrics_port",
+        lambda: None,
+        int,
+        "a fixed port on 127.0.0.1 for /metrics, beside the read API's (0: any free port)",
+    ),
+    Setting(
+        "metrics_token",
+        "SPENDWATCH_METRICS_TOKEN",
+        None,
+        lambda: None,
+        str,
+        "a bearer token /metrics accepts besides the read token, for a scraper's config",
+    ),
+    Setting(
+        "metrics_top",
+        "SPENDWATCH_METRICS_TOP",
+        "metrics_top",
+        lambda: 25,
+        int,
+        "values shown per label of the spend metrics before the rest are [other]",
+    ),
+    Setting(
         "max_queued_spans",
         "SPENDWATCH_MAX_QUEUED_SPANS",
         "max_queued_spans",
@@ -104,6 +128,9 @@ class Config:
     ui: bool
     ingest_token: str | None
     metrics_endpoint: str | None
+    metrics_port: int | None
+    metrics_token: str | None
+    metrics_top: int
     max_queued_spans: int
     retention: timedelta | None
     prices: dict[str, PriceOverride]
