@@ -30,11 +30,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendwatch.collector.store import SAME_CALL_HORIZON
+from spendwatch.money import LIST_COST_COLUMN
 
 # What each counter sums, as SQL over `llm_calls` (the counted row) and over `llm_call_spans` (a span it
-# superseded after that span was counted). List cost is the effective cost until list prices are stored
-# apart: name their column here (`list_cost_usd`) and both counters follow.
-LIST_COST_COLUMN = "cost_usd"
+# superseded after that span was counted).
 MEASURES: dict[str, str] = {
     "calls": "count(*)",
     "errors": "count(*) FILTER (error_type IS NOT NULL)",
