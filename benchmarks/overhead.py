@@ -18,6 +18,9 @@ Two ways of calling, for two questions:
   streaming figures come from here.
 - **Loopback**: the same openai call over a real socket to the stand-in in another process, for the
   figure as an app would see it (wall clock and CPU time per call).
+- **Per transport**, over loopback, for spendwatch and the bare span only: one non-streamed LLM call and
+  one non-LLM POST through each HTTP library spendwatch patches — httpx2, aiohttp, requests (urllib3)
+  and botocore (boto3's bedrock-runtime Converse, urllib3 below it) — as CPU time of the app's process.
 """
 
 from __future__ import annotations
@@ -260,6 +263,162 @@ def paired(toggle: Toggle, measure, pairs: int) -> tuple[float, float]:
     return statistics.median(off), statistics.median(added)
 
 
+TRANSPORTS = ("httpx2", "aiohttp", "requests", "botocore")
+TRANSPORT_VARIANTS = ("bare span", "spendwatch")
+TRANSPORT_HEADER = [
+    "",
+    "LLM call",
+    "bare span adds",
+    "spendwatch adds",
+    "non-LLM POST",
+    "spendwatch adds",
+    "× bare span",
+]
+
+
+def transport_calls(toggle: Toggle, standin_url: str) -> dict[str, tuple[Any, Any]]:
+    """(LLM call, non-LLM POST) through each library, as an app makes them, against the stand-in."""
+    import asyncio
+
+    import aiohttp
+    import boto3
+    import httpx2
+    import requests
+
+    chat_url = f"{standin_url}/v1/chat/completions"
+    other_url = f"{standin_url}/api/items"
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    headers = {"authorization": f"Bearer {KEY}"}
+    httpx2_client = httpx2.Client()
+    session = requests.Session()
+    loop = asyncio.new_event_loop()
+    aiohttp_session = loop.run_until_complete(_aiohttp_session(aiohttp))
+
+    def aiohttp_post(url: str) -> Any:
+        async def post() -> Any:
+            async with aiohttp_session.post(url, json=body, headers=headers) as response:
+                return await response.read()
+
+        return loop.run_until_complete(post())
+
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=standin_url,
+        aws_access_key_id="AKIA" + "B" * 16,
+        aws_secret_access_key="bench-secret",
+    )
+    converse_messages = [{"role": "user", "content": [{"text": MESSAGES[0]["content"]}]}]
+
+    def guardrail() -> None:  # a bedrock-runtime POST that is not a model call (the stand-in: 404)
+        with contextlib.suppress(Exception):
+            bedrock.apply_guardrail(guardrailIdentifier="g", guardrailVersion="1", source="INPUT", content=[])
+
+    return {
+        "httpx2": (
+            toggle.wrap(lambda: httpx2_client.post(chat_url, json=body, headers=headers).json()),
+            lambda: httpx2_client.post(other_url, json=body).content,
+        ),
+        "aiohttp": (toggle.wrap(lambda: aiohttp_post(chat_url)), lambda: aiohttp_post(other_url)),
+        "requests": (
+            toggle.wrap(lambda: session.post(chat_url, json=body, headers=headers).json()),
+            lambda: session.post(other_url, json=body).content,
+        ),
+        "botocore": (
+            toggle.wrap(
+                lambda: bedrock.converse(
+                    modelId="us.anthropic.claude-sonnet-4-5-20250929-v1:0", messages=converse_messages
+                )
+            ),
+            guardrail,
+        ),
+    }
+
+
+def fast_paths(calls: int) -> dict[str, float]:
+    """What each patch adds to a request that is not an LLM call, measured directly, in ns.
+
+    Over loopback a non-LLM request costs ~0.4 to 1 ms of CPU and varies by more than the patches add, so
+    the patches' miss path is also timed on its own: each library's patched entry points (built by the
+    same handler factories the instrumentation installs) around a call that does nothing, against the
+    do-nothing call itself, for a POST to a path that is not an LLM API. aiohttp's includes one body
+    chunk fed and the release; httpx2's and urllib3's are the one entry point each.
+    """
+    import asyncio
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from spendwatch.instrumentation import aiohttp_transport, transport, urllib3_transport
+    from spendwatch.instrumentation.call import Recorder
+    from spendwatch.instrumentation.families.registry import Classifier
+
+    recorder = Recorder(TracerProvider().get_tracer("bench"), Classifier())
+    recorder_of = lambda: recorder  # noqa: E731
+
+    def noop(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def async_noop(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    def timed(function: Any) -> float:
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter_ns()
+            function()
+            best = min(best, (time.perf_counter_ns() - started) / calls)
+        return best
+
+    results = {}
+    sync_handler = transport._sync_handler(noop, object)
+    import httpx2
+
+    request = httpx2.Request("POST", "https://inventory.internal.example/api/items", json={})  # its URL parsed as sent
+    transport._recorder = recorder
+    try:
+        results["httpx2"] = timed(lambda: [sync_handler(None, request) for _ in range(calls)]) - timed(
+            lambda: [noop(None, request) for _ in range(calls)]
+        )
+    finally:
+        transport._recorder = None
+    make_request = urllib3_transport._make_request_handler(noop, recorder_of)
+
+    class Pool:
+        scheme, host, port = "https", "inventory.internal.example", 443
+
+    pool = Pool()
+    results["urllib3 (requests, botocore)"] = timed(
+        lambda: [make_request(pool, None, "POST", "/api/items?page=2", body=b"{}", headers={}) for _ in range(calls)]
+    ) - timed(lambda: [noop(pool, None, "POST", "/api/items?page=2", body=b"{}", headers={}) for _ in range(calls)])
+    aiohttp_request = aiohttp_transport._request_handler(async_noop, recorder_of)
+    feed_data = aiohttp_transport._feed_data_handler(noop)
+    release = aiohttp_transport._closing_handler(noop)
+    url = "https://inventory.internal.example/api/items"
+
+    async def patched_requests() -> None:
+        for _ in range(calls):
+            await aiohttp_request(None, "POST", url, json={})
+            feed_data(None, b"{}")
+            release(None)
+
+    async def plain_requests() -> None:
+        for _ in range(calls):
+            await async_noop(None, "POST", url, json={})
+            noop(None, b"{}")
+            noop(None)
+
+    loop = asyncio.new_event_loop()
+    results["aiohttp"] = timed(lambda: loop.run_until_complete(patched_requests())) - timed(
+        lambda: loop.run_until_complete(plain_requests())
+    )
+    loop.close()
+    return results
+
+
+async def _aiohttp_session(aiohttp: Any) -> Any:
+    return aiohttp.ClientSession()
+
+
 def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int, standin_url: str) -> dict:
     import anthropic
     import httpx2
@@ -301,12 +460,16 @@ def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int
     }
     loopback_client = openai.OpenAI(base_url=f"{standin_url}/v1", api_key=KEY, max_retries=0)
     loopback = toggle.wrap(lambda: loopback_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
+    transports = transport_calls(toggle, standin_url) if variant in TRANSPORT_VARIANTS else {}
 
     def settle() -> None:
         for _ in range(20):
             chat()
             non_llm()
             loopback()
+            for llm_call, other in transports.values():
+                llm_call()
+                other()
         for stream in streams.values():
             for _ in stream():
                 pass
@@ -330,6 +493,9 @@ def worker(variant: str, rounds: int, pairs: int, calls: int, stream_chunks: int
             note(f"{name}_whole", paired(toggle, lambda stream=stream: first_chunk_us(stream)[1], max(2, pairs // 3)))
         note("loopback", paired(toggle, lambda: wall_median_us(loopback, loopback_calls), max(2, pairs // 3)))
         note("loopback_cpu", paired(toggle, lambda: cpu_us(loopback, loopback_calls), max(2, pairs // 3)))
+        for name, (llm_call, other) in transports.items():
+            note(f"{name}_llm", paired(toggle, lambda llm_call=llm_call: cpu_us(llm_call, loopback_calls), pairs))
+            note(f"{name}_other", paired(toggle, lambda other=other: cpu_us(other, loopback_calls * 2), pairs))
     provider.shutdown()
     return figures
 
@@ -381,10 +547,49 @@ def run(quick: bool) -> Section:
             if output.returncode != 0:
                 raise RuntimeError(f"overhead worker {variant} failed:\n{output.stderr[-4000:]}")
             results[variant] = json.loads(output.stdout.splitlines()[-1])
+    output = subprocess.run(
+        [sys.executable, "-m", "benchmarks.overhead", "fastpath", str(20_000 if quick else 200_000)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if output.returncode != 0:
+        raise RuntimeError(f"overhead fast paths failed:\n{output.stderr[-4000:]}")
+    results["fast paths"] = json.loads(output.stdout.splitlines()[-1])
     return report(results, skipped, sizes)
 
 
+def _transports(results: dict) -> tuple[list[list[str]], list[Target]]:
+    ours, bare = results.get("spendwatch"), results.get("bare span")
+    if ours is None or bare is None or f"{TRANSPORTS[0]}_llm" not in ours:
+        return [], []
+    rows, targets = [], []
+    for name in TRANSPORTS:
+        added, reference, other = (
+            Spread(ours[f"{name}_llm"]),
+            Spread(bare[f"{name}_llm"]),
+            Spread(ours[f"{name}_other"]),
+        )
+        ratio = added.median / reference.median if reference.median > 0 else float("inf")
+        rows.append(
+            [
+                name,
+                Spread(ours[f"{name}_llm_base"]).show(" µs", 0),
+                reference.show(" µs"),
+                added.show(" µs"),
+                Spread(ours[f"{name}_other_base"]).show(" µs", 0),
+                other.show(" µs", 2),
+                f"{ratio:.1f}×",
+            ]
+        )
+        targets.append(Target(f"{name}: LLM call added / bare span's", ratio, 1.3, f"{ratio:.2f}×"))
+    return rows, targets
+
+
 def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int]) -> Section:
+    results = dict(results)
+    fast = results.pop("fast paths", {})
     chunks = sizes["chunks"]
     first = next(iter(results.values()))
     rows = [
@@ -423,6 +628,7 @@ def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int])
                 ]
             )
     stream_header = ["", "OpenAI: first chunk, added", "per chunk", "Anthropic: first chunk, added", "per chunk"]
+    transport_rows, transport_targets = _transports(results)
     targets = []
     ours = results.get("spendwatch")
     if ours is not None:
@@ -440,6 +646,11 @@ def report(results: dict, skipped: dict[str, str | None], sizes: dict[str, int])
                 f"{first_chunk:.1f} µs",
             ),
             Target("stream: added per chunk (the worse of the two)", per_chunk, 5, f"{per_chunk:.2f} µs"),
+            *transport_targets,
+            *(
+                Target(f"non-LLM request, {name}: the patches' miss path", ns / 1000, 2, f"{ns / 1000:.2f} µs")
+                for name, ns in fast.items()
+            ),
         ]
     notes = "".join(f"\n- {variant}: not measured — {why}." for variant, why in skipped.items())
     body = f"""Per variant: {sizes["rounds"]} rounds of {sizes["pairs"]} pairs of blocks (uninstrumented, then
@@ -458,6 +669,17 @@ the chunks, so it includes the span at the end:
 
 {table(stream_header, stream_rows)}
 
+Per HTTP library, over loopback to the stand-in (another process): the CPU time an LLM call (a
+non-streamed chat completion; for botocore a Bedrock Converse) and a non-LLM POST cost uninstrumented,
+and what the bare span and spendwatch add to them; the last column is spendwatch's added time over the
+bare span's for the same call:
+
+{table(TRANSPORT_HEADER, transport_rows)}
+
+Over loopback a non-LLM POST's own cost varies by more than the patches add, so their miss path is also
+timed alone (each library's patched entry points around a call that does nothing, against that call;
+aiohttp's with one body chunk and the release): {", ".join(f"{name} {ns:.0f} ns" for name, ns in fast.items())}.
+
 The same streams through the real SDKs, for scale: the SDKs' own parsing costs ~20–80 µs a chunk and
 varies from stream to stream by more than the instrumentations add, so these rows are mostly noise:
 
@@ -474,7 +696,9 @@ contrib httpx2 row records HTTP spans only — no model, no usage, no key. The a
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "worker":
+    if sys.argv[1] == "fastpath":
+        print(json.dumps(fast_paths(int(sys.argv[2]))))
+    elif sys.argv[1] == "worker":
         variant, url = sys.argv[2], sys.argv[7]
         rounds, pairs, calls, chunks = (int(value) for value in sys.argv[3:7])
         print(json.dumps(worker(variant, rounds, pairs, calls, chunks, url)))

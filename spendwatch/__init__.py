@@ -16,7 +16,7 @@ __all__ = ["__version__", "instrument", "uninstrument"]
 
 
 def instrument(tracer_provider: Any = None) -> None:
-    """Report every LLM API call made through httpx or httpx2 as a span. Idempotent.
+    """Report every LLM API call made through httpx, httpx2, aiohttp or urllib3 (requests, boto3) as a span. Idempotent.
 
     Uses `tracer_provider`, else the global one; when the app has set none, sets up OTLP trace export
     from the standard `OTEL_*` variables first, as opentelemetry-distro would.
@@ -28,7 +28,7 @@ def instrument(tracer_provider: Any = None) -> None:
 
 
 def uninstrument() -> None:
-    """Undo `instrument()`: httpx and httpx2 are as they were."""
+    """Undo `instrument()`: the HTTP libraries are as they were."""
     from spendwatch.instrumentation import SpendwatchInstrumentor
 
     SpendwatchInstrumentor().uninstrument()

@@ -26,6 +26,7 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 ERROR_TYPE = "error.type"
+CLOUD_REGION = "cloud.region"
 
 # spendwatch's own.
 # The key's fingerprint and hint. The names avoid what scrubbers look for (`api_key`, `secret`, `auth`,
@@ -37,12 +38,30 @@ SPENDWATCH_KEY_HINT = "spendwatch.fingerprint.hint"
 SPENDWATCH_API_KEY_ID = "spendwatch.api_key.id"
 SPENDWATCH_API_KEY_HINT = "spendwatch.api_key.hint"
 SPENDWATCH_USAGE_ESTIMATED = "spendwatch.usage.estimated"
+# What a call used besides tokens, each priced by the collector (genai-prices' usage names in brackets):
+SPENDWATCH_USAGE_WEB_SEARCH_CALLS = "spendwatch.usage.web_search_calls"  # billed searches [web_searches]
+SPENDWATCH_USAGE_WEB_FETCH_CALLS = "spendwatch.usage.web_fetch_calls"  # Anthropic's web fetch: no fee
+SPENDWATCH_USAGE_WEB_SEARCH_QUERIES = "spendwatch.usage.web_search_queries"  # Gemini grounding's queries
+SPENDWATCH_USAGE_INPUT_CHARACTERS = "spendwatch.usage.input_characters"  # text to speech [input_characters]
+SPENDWATCH_USAGE_AUDIO_SECONDS = "spendwatch.usage.audio_seconds"  # audio transcribed [audio_seconds]
+SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS = "spendwatch.usage.input_image_tokens"  # part of input [input_image_tokens]
+SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS = "spendwatch.usage.input_audio_tokens"  # part of input [input_audio_tokens]
+SPENDWATCH_USAGE_IMAGES = "spendwatch.usage.images"  # images generated (priced per image where not by tokens)
+SPENDWATCH_REQUEST_IMAGE_SIZE = "spendwatch.request.image_size"
+SPENDWATCH_REQUEST_IMAGE_QUALITY = "spendwatch.request.image_quality"
+SPENDWATCH_RESPONSE_TOOL_CALLS = "spendwatch.response.tool_calls"  # the types of the tool calls in the answer
 
 # gen_ai.operation.name values.
 OPERATION_CHAT = "chat"
 OPERATION_GENERATE_CONTENT = "generate_content"
 OPERATION_TEXT_COMPLETION = "text_completion"
 OPERATION_EMBEDDINGS = "embeddings"
+OPERATION_RESPONSES = "responses"  # OpenAI's Responses API, told apart from chat completions
+OPERATION_IMAGE_GENERATION = "image_generation"
+OPERATION_SPEECH = "speech"
+OPERATION_TRANSCRIPTION = "transcription"
+OPERATION_TRANSLATION = "translation"
+OPERATION_MODERATION = "moderation"
 
 # The instrumentation scope of spendwatch's spans; the collector prefers a call reported under this scope.
 INSTRUMENTATION_SCOPE = "spendwatch.instrumentation"

@@ -125,12 +125,12 @@ def test_llm_path_on_unknown_host_that_is_not_an_llm_api(spans, standin):
 
 
 def test_a_parsing_bug_never_breaks_the_call(monkeypatch, spans, standin, caplog):
-    from spendwatch.instrumentation.formats import openai as openai_format
+    from spendwatch.instrumentation.families import openai as openai_format
 
     def broken(call, obj):
         raise RuntimeError("a bug in our parsing")
 
-    monkeypatch.setattr(openai_format, "observe", broken)
+    monkeypatch.setattr(openai_format.WIRE, "observe", broken)
     monkeypatch.setenv("SPENDWATCH_SWALLOW_INTERNAL_ERRORS", "1")  # production behaviour, inside pytest
     client = openai.OpenAI(base_url=f"{standin.base_url}/v1", api_key=make_key(), max_retries=0)
     for _ in range(3):
@@ -143,9 +143,9 @@ def test_a_parsing_bug_never_breaks_the_call(monkeypatch, spans, standin, caplog
 
 
 def test_parsing_bugs_fail_loudly_under_pytest(monkeypatch, spans, standin):
-    from spendwatch.instrumentation.formats import openai as openai_format
+    from spendwatch.instrumentation.families import openai as openai_format
 
-    monkeypatch.setattr(openai_format, "observe", lambda call, obj: 1 / 0)
+    monkeypatch.setattr(openai_format.WIRE, "observe", lambda call, obj: 1 / 0)
     client = openai.OpenAI(base_url=f"{standin.base_url}/v1", api_key=make_key(), max_retries=0)
     with pytest.raises(ZeroDivisionError):
         client.chat.completions.create(**CHAT)

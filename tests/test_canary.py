@@ -48,9 +48,9 @@ def test_nothing_secret_or_said_leaves_the_process(monkeypatch, standin, caplog)
             "/openai/deployments/d/chat/completions", json={"messages": messages}, headers={"api-key": keys[3], **reply}
         )
     # A parsing bug in production is logged: its log line must not carry content either.
-    from spendwatch.instrumentation.formats import anthropic as anthropic_format
+    from spendwatch.instrumentation.families import anthropic as anthropic_format
 
-    monkeypatch.setattr(anthropic_format, "observe", lambda call, obj: (_ for _ in ()).throw(ValueError(str(obj))))
+    monkeypatch.setattr(anthropic_format.WIRE, "observe", lambda call, obj: (_ for _ in ()).throw(ValueError(str(obj))))
     an.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=messages, extra_headers=reply)
 
     spans = EXPORTER.get_finished_spans()

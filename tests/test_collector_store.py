@@ -45,6 +45,7 @@ LLM_CALLS_SCHEMA = [
     ("usage_unknown", "BOOLEAN"),
     ("model", "VARCHAR"),
     ("unpriced", "BOOLEAN"),
+    ("fees_usd", "DOUBLE"),
     ("received_at", "TIMESTAMP WITH TIME ZONE"),
 ]
 
@@ -58,7 +59,8 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m004_no_persistent_indexes",
         "m005_call_identity",
         "m006_named_meanings",
-        "m007_metrics_received_at",
+        "m007_usage_fees",
+        "m008_metrics_received_at",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -69,15 +71,17 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m004_no_persistent_indexes",
         "m005_call_identity",
         "m006_named_meanings",
-        "m007_metrics_received_at",
+        "m007_usage_fees",
+        "m008_metrics_received_at",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
-    assert span_columns[-4:] == [
+    assert span_columns[-5:] == [
         ("superseded", "BOOLEAN"),
         ("superseded_by", "VARCHAR"),
         ("supersede_rule", "VARCHAR"),
         ("provider_raw", "VARCHAR"),
+        ("fees_usd", "DOUBLE"),
     ]
     assert [row[:2] for row in con.execute("DESCRIBE span_links").fetchall()] == [
         ("trace_id", "VARCHAR"),

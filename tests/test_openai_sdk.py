@@ -125,11 +125,12 @@ def test_responses_api(spans, standin, key):
     )
     assert response.output_text == "Hello from the stand-in provider."
     span = only_span(spans)
-    assert span.name == "chat gpt-5-mini"
+    assert span.name == "responses gpt-5-mini"  # its own operation: reports tell it from chat completions
     assert dict(span.attributes) == expected(
         standin,
         key,
         **{
+            "gen_ai.operation.name": "responses",
             "gen_ai.request.model": "gpt-5-mini",
             "gen_ai.response.model": "gpt-5-mini",
             "gen_ai.response.id": response.id,
@@ -149,6 +150,7 @@ def test_responses_api_streaming(spans, standin, key):
         standin,
         key,
         **{
+            "gen_ai.operation.name": "responses",
             "gen_ai.request.model": "gpt-5-mini",
             "gen_ai.response.model": "gpt-5-mini",
             "gen_ai.request.stream": True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
 from genai_prices import Usage, calc_price, data
 
 from spendwatch.collector import pricing
@@ -69,3 +70,115 @@ def test_a_tiered_price_is_applied_per_call():
     large = pricer.price("gcp.gemini", ("gemini-2.5-pro",), at=at, input_tokens=300_000, output_tokens=0)
     assert small is not None and large is not None
     assert large / 300_000 > small / 100_000
+
+
+def _genai(provider_id, model, **usage):
+    from genai_prices import Usage as PricesUsage
+    from genai_prices import calc_price
+
+    return float(calc_price(PricesUsage(**usage), model, provider_id=provider_id).total_price)
+
+
+@pytest.mark.parametrize(
+    "provider,model,tokens,attributes,expected_cost,expected_fees",
+    [
+        (
+            "openai",
+            "tts-1",
+            {},
+            {"spendwatch.usage.input_characters": 1000},
+            ("openai", {"input_characters": 1000}),
+            None,
+        ),
+        ("openai", "whisper-1", {}, {"spendwatch.usage.audio_seconds": 12.5}, 0.00125, None),
+        (
+            "openai",
+            "gpt-image-1",
+            {"input_tokens": 50, "output_tokens": 4160},
+            {"spendwatch.usage.input_image_tokens": 20, "spendwatch.usage.images": 1},
+            ("openai", {"input_tokens": 50, "output_tokens": 4160, "input_image_tokens": 20}),
+            None,
+        ),
+        (
+            "openai",
+            "dall-e-3",
+            {},
+            {
+                "spendwatch.usage.images": 2,
+                "spendwatch.request.image_size": "1024x1792",
+                "spendwatch.request.image_quality": "hd",
+            },
+            0.24,
+            None,
+        ),
+        (
+            "openai",
+            "dall-e-2",
+            {},
+            {"spendwatch.usage.images": 3, "spendwatch.request.image_size": "512x512"},
+            0.054,
+            None,
+        ),
+        (
+            "openai",
+            "gpt-5",
+            {"input_tokens": 900, "output_tokens": 120},
+            {"spendwatch.usage.web_search_calls": 2},
+            ("openai", {"input_tokens": 900, "output_tokens": 120, "web_searches": 2}),
+            0.02,
+        ),
+        (
+            "gcp.gemini",
+            "gemini-2.5-flash",
+            {"input_tokens": 40, "output_tokens": 60},
+            {"spendwatch.usage.web_search_calls": 1},
+            ("google", {"input_tokens": 40, "output_tokens": 60, "web_searches": 1}),
+            0.035,
+        ),
+    ],
+)
+def test_what_calls_use_besides_tokens(provider, model, tokens, attributes, expected_cost, expected_fees):
+    cost, fees_usd = Pricer().price_call(
+        provider,
+        (model,),
+        input_tokens=tokens.get("input_tokens"),
+        output_tokens=tokens.get("output_tokens"),
+        attributes=attributes,
+    )
+    if isinstance(expected_cost, tuple):
+        expected_cost = _genai(expected_cost[0], model, **expected_cost[1])
+    assert cost == pytest.approx(expected_cost, rel=1e-12)
+    assert fees_usd == expected_fees
+
+
+def test_a_search_fee_genai_prices_does_not_carry_comes_from_the_table():
+    """genai-prices prices Claude on Bedrock without its web-search fee: $10 per 1,000 from the table."""
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    cost, fees_usd = Pricer().price_call(
+        "aws.bedrock",
+        (model,),
+        input_tokens=900,
+        output_tokens=120,
+        attributes={"spendwatch.usage.web_search_calls": 3},
+    )
+    assert fees_usd == pytest.approx(0.03)
+    assert cost == pytest.approx(_genai("aws", model, input_tokens=900, output_tokens=120) + 0.03)
+
+
+def test_moderations_are_free_and_unknown_models_stay_unpriced():
+    pricer = Pricer()
+    assert pricer.price_call(
+        "openai", ("omni-moderation-latest",), input_tokens=None, output_tokens=None, free_when_answered=True
+    ) == (0.0, None)
+    assert pricer.price_call(
+        "openai", ("dall-e-9",), input_tokens=None, output_tokens=None, attributes={"spendwatch.usage.images": 1}
+    ) == (None, None)
+    assert pricer.price_call("openai", ("tts-1",), input_tokens=None, output_tokens=None) == (None, None)
+    # a model priced by tokens, called with characters only: unknown, not free
+    assert pricer.price_call(
+        "openai",
+        ("gpt-4o-mini-tts",),
+        input_tokens=None,
+        output_tokens=None,
+        attributes={"spendwatch.usage.input_characters": 500},
+    ) == (None, None)

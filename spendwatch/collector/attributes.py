@@ -64,6 +64,7 @@ ALLOWED_NAMES = frozenset(
         "url.path",
         "url.full",
         "exception.type",
+        "cloud.region",  # where a cloud model ran (Bedrock, Vertex AI)
     }
 )
 ALLOWED_PREFIXES = ("gen_ai.usage.", "spendwatch.")

@@ -8,6 +8,9 @@ busy fleet, so both are cached: a price can change over time (genai-prices knows
 (provider, model, day of the call). A price that is linear in the token counts — most are — is reduced
 once to four per-token rates, read off genai-prices itself and checked against it on a sample usage;
 tiered prices (and any price that fails that check) are applied by genai-prices to each call's usage.
+
+A call that used more than tokens (web searches, characters, audio seconds, images: `fees`) is priced by
+`price_call`, through genai-prices with the whole usage at once, or `fees`' tables where it cannot.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+
+from spendwatch import semconv
+from spendwatch.collector import fees
 
 GENAI_PRICES_PROVIDER = {
     "openai": "openai",
@@ -94,6 +100,69 @@ class Pricer:
                     return float(_apply(rates, *counts))
                 return _calc(model_price, *counts)
         return None
+
+    def price_call(
+        self,
+        provider: str | None,
+        models: tuple[str | None, ...],
+        *,
+        at: datetime | None = None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        attributes: dict[str, Any] | None = None,
+        free_when_answered: bool = False,
+    ) -> tuple[float | None, float | None]:
+        """(cost, fees) of a call with everything it used; fees are the per-use part of the cost.
+
+        `free_when_answered`: an answered call of an API billed by nothing it reports (moderations) costs
+        what its model's price says for no usage, zero, rather than nothing known.
+        """
+        attributes = attributes or {}
+        extra, fee_usage = fees.usage_counts(attributes)
+        per_use = extra or fee_usage or attributes.get(semconv.SPENDWATCH_USAGE_IMAGES) or free_when_answered
+        tokens = dict(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
+        if not per_use:
+            return self.price(provider, models, at=at, **tokens), None
+        day = (at or datetime.now(UTC)).date().isoformat()
+        provider_id = GENAI_PRICES_PROVIDER.get(provider or "", provider or "")
+        for model in models:
+            if not model:
+                continue
+            override = self.overrides.get(model)
+            model_price = None if override is not None else _model_price(provider_id, model, day)
+            image_cost = fees.per_image_cost(model, attributes)
+            if override is None and model_price is None and image_cost is None:
+                continue
+            cost: float | None = None
+            has_tokens = input_tokens is not None or output_tokens is not None
+            if override is not None:
+                cost = self.price(provider, (model,), at=at, **tokens) if has_tokens else None
+            elif model_price is not None and (has_tokens or extra or free_when_answered):
+                usage = {key: value for key, value in tokens.items() if value}
+                cost = fees.calc(model_price, {**usage, **extra})
+            if cost == 0 and extra and not has_tokens:
+                cost = None  # its price has no rate for what it used (gpt-4o-mini-tts by characters): unknown, not 0
+            if cost is None or (cost == 0 and image_cost):
+                cost = image_cost
+            fee = 0.0
+            if fee_usage:
+                fee = fees.calc(model_price, fee_usage) if model_price is not None else 0.0
+                if fee and cost is not None and model_price is not None:  # one sum, as genai-prices makes it
+                    usage = {key: value for key, value in tokens.items() if value}
+                    return fees.calc(model_price, {**usage, **extra, **fee_usage}), fee
+                if fee == 0.0:  # a model genai-prices prices without its search fee: the documented table
+                    fee = fees.web_search_fallback(model, fee_usage["web_searches"])
+            if cost is None and not fee:
+                return None, None
+            return (cost or 0.0) + fee, fee or None
+        return None, None
 
 
 def _calc(model_price: Any, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:

@@ -38,6 +38,7 @@ class SpanRow(NamedTuple):
     instrumentation_scope: str | None
     from_spendwatch: bool
     provider_raw: str | None = None  # what the instrumentation sent, where it differs from `provider`
+    fees_usd: float | None = None  # the part of cost_usd that is per-use fees (web searches, grounding)
 
 
 _SQL_TYPES = {
@@ -70,6 +71,7 @@ _SQL_TYPES = {
     "instrumentation_scope": "VARCHAR",
     "from_spendwatch": "BOOLEAN",
     "provider_raw": "VARCHAR",
+    "fees_usd": "DOUBLE",
 }
 # The order of a row's values, with their DuckDB types.
 ROW_COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _SQL_TYPES[name]) for name in SpanRow._fields)

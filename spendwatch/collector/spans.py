@@ -29,8 +29,22 @@ from spendwatch.collector.pricing import Pricer
 from spendwatch.collector.rows import SpanLink, SpanRow
 
 MODEL_OPERATIONS = frozenset(
-    {"chat", "generate_content", "text_completion", "embeddings", "completion", "embedding", "responses"}
+    {
+        "chat",
+        "generate_content",
+        "text_completion",
+        "embeddings",
+        "completion",
+        "embedding",
+        "responses",
+        "image_generation",
+        "speech",
+        "transcription",
+        "translation",
+        "moderation",
+    }
 )
+FREE_OPERATIONS = frozenset({"moderation"})  # answered, they cost nothing: zero, not unknown
 NOT_MODEL_CALLS = frozenset(
     {"invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "workflow", "task", "agent", "tool"}
 )
@@ -218,7 +232,7 @@ def _row(
         ]
     else:
         finish_reasons = None
-    cost = pricer.price(
+    cost, fees_usd = pricer.price_call(
         provider,
         (response_model, request_model),
         at=datetime.fromtimestamp(start_ns / 1e9, UTC),
@@ -226,6 +240,8 @@ def _row(
         output_tokens=tokens["output_tokens"],
         cache_read_tokens=tokens["cache_read_tokens"],
         cache_write_tokens=tokens["cache_write_tokens"],
+        attributes=attributes,
+        free_when_answered=operation in FREE_OPERATIONS and error_type is None,
     )
     stream = attributes.get(semconv.GEN_AI_REQUEST_STREAM)
     if isinstance(service_name, str):
@@ -272,6 +288,7 @@ def _row(
         scope,
         scope == semconv.INSTRUMENTATION_SCOPE,
         None if provider_raw == provider else scrub.scrub_text(provider_raw),
+        fees_usd,
     )
 
 

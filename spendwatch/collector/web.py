@@ -163,6 +163,7 @@ async def read_body(request: Request, limit: int, encoding: str | None = None) -
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        await _drain(request, DRAIN_FACTOR * limit)
         raise BodyError(413, f"a body of {declared} bytes exceeds the limit of {limit}")
     inflater = None
     if encoding in ("gzip", "deflate"):
@@ -188,11 +189,17 @@ async def read_body(request: Request, limit: int, encoding: str | None = None) -
             except zlib.error as error:
                 raise BodyError(400, f"the body is not valid {encoding}: {error}") from None
             if inflater.unconsumed_tail:
+                if more:
+                    await _drain(request, DRAIN_FACTOR * limit)
                 raise BodyError(413, f"the {encoding} body inflates beyond the limit of {limit} bytes")
         elif received > limit:
+            if more:
+                await _drain(request, DRAIN_FACTOR * limit)
             raise BodyError(413, f"the body exceeds the limit of {limit} bytes")
         size += len(chunk)
         if size > limit:
+            if more:
+                await _drain(request, DRAIN_FACTOR * limit)
             raise BodyError(413, f"the body inflates beyond the limit of {limit} bytes")
         parts.append(chunk)
     state = request.scope.get(CONNECTION_STATE)
@@ -202,6 +209,28 @@ async def read_body(request: Request, limit: int, encoding: str | None = None) -
     if inflater is not None and not inflater.eof:
         raise BodyError(400, f"the {encoding} body is truncated")
     return b"".join(parts)
+
+
+# A body over the limit is read (and thrown away) up to this many times the limit before the 413: closing
+# a socket with unread data makes the kernel reset the connection, and the client, still sending, then
+# loses the answer with it. Past the budget (or the body deadline) the connection is closed anyway.
+DRAIN_FACTOR = 4
+
+
+async def _drain(request: Request, budget: int) -> None:
+    deadline = time.monotonic() + BODY_TIMEOUT_SECONDS
+    drained = 0
+    while drained <= budget:
+        try:
+            async with asyncio.timeout(min(READ_TIMEOUT_SECONDS, max(0.0, deadline - time.monotonic()))):
+                message = await request.receive()
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 class HttpServers:

@@ -21,15 +21,15 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from spendwatch import semconv
 from spendwatch.instrumentation import transport
 from spendwatch.instrumentation.call import Recorder
-from spendwatch.instrumentation.providers import Classifier
+from spendwatch.instrumentation.families.registry import Classifier
 from spendwatch.version import __version__
 
 
 class SpendwatchInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Patches httpx and httpx2 so that every LLM API call they carry becomes one span."""
+    """Patches httpx, httpx2, aiohttp and urllib3 so that every LLM API call they carry becomes one span."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ()  # httpx and httpx2 are each optional: whichever is installed is patched when imported
+        return ()  # each HTTP library is optional: whichever is installed is patched when imported
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = unsampled_tracer(kwargs.get("tracer_provider") or trace.get_tracer_provider())

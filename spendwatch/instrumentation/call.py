@@ -9,11 +9,14 @@ When the response carried no final usage (a stream without `include_usage`, a st
 early, a body it never read) but the provider did answer, the call was billed: its tokens are estimated
 (input from the request's text, output from the text seen, both at four characters a token) and the span
 says `spendwatch.usage.estimated = true`. Counting it as zero would be the undercount we exist to prevent.
+APIs not billed by tokens (images, audio, moderations: their route says `estimate=False`) are never
+estimated; what they are billed by is recorded instead.
+
+Everything that depends on the API is the route's (`families`): the call only holds what was found.
 """
 
 from __future__ import annotations
 
-import json
 from time import time_ns
 from typing import Any
 
@@ -22,10 +25,13 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from spendwatch import semconv
 from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.families import request_json
+from spendwatch.instrumentation.families.registry import Classifier, Match
 from spendwatch.instrumentation.keys import api_key_from_request, api_key_hint, api_key_id
-from spendwatch.instrumentation.providers import Classifier, Match
+from spendwatch.instrumentation.request import Request
 from spendwatch.instrumentation.streams import (
     BodyReader,
+    EventStreamReader,
     NdjsonReader,
     SseReader,
     UnsupportedEncoding,
@@ -46,28 +52,28 @@ class Recorder:
         self.tracer = tracer
         self.classifier = classifier
 
-    def start(self, method: str, url: Any, request: Any) -> Call | None:
-        if method != "POST":  # before touching the URL, whose properties cost a few µs each
-            return None
-        path = url.path
-        if not self.classifier.may_be_llm_call(method, path):
-            return None
-        match = self.classifier.classify(method, url.host, url.port, path)
+    def start(self, request: Request) -> Call | None:
+        """A call for a request the transport has already seen to be a POST to a path we know."""
+        match = self.classifier.classify("POST", request.host, request.port, request.path)
         if match is None:
             return None
-        return Call(self, match, request, url, get_current())
+        return Call(self, match, request, get_current())
 
 
 class Call:
-    def __init__(self, recorder: Recorder, match: Match, request: Any, url: Any, parent: Context) -> None:
+    def __init__(self, recorder: Recorder, match: Match, request: Request, parent: Context) -> None:
         self.recorder = recorder
         self.match = match
-        self.request = request
-        self.url = url
+        self.request: Request | None = request
         self.parent = parent
         self.start_ns = time_ns()
         self.status_code: int | None = None
         self.streaming = False
+        self.operation = match.route.operation
+        self.request_model: str | None = None
+        self.request_stream = False
+        self.extra: dict[str, Any] = {}  # further span attributes the family found (fees, tool calls, ...)
+        self.credential: str | None = None  # a family's own credential identity (Vertex, Bedrock)
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.finish_reasons: list[str] = []
@@ -123,24 +129,52 @@ class Call:
 
     # -- what the transport reports ---------------------------------------------------------------
 
-    def on_response(self, status_code: int, headers: Any) -> bool:
-        """Note the response's head; True when its body should be observed, False when the call is over."""
+    def add_extra(self, name: str, value: Any) -> None:
+        """A count the family found (tool calls, images, seconds): summed over the values of a stream."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            self.extra[name] = self.extra.get(name, 0) + value
+            self.recognised = True
+
+    # -- what the transport reports ---------------------------------------------------------------
+
+    def on_response(self, status_code: int, headers: Any, *, decoded: bool = False) -> bool:
+        """Note the response's head; True when its body should be observed, False when the call is over.
+
+        `decoded`: the transport hands over the body already content-decoded (aiohttp by default).
+        """
         self.status_code = status_code
         if status_code >= 400:  # an error body is the provider's text about the request: never read
             self.error_type = str(status_code)
             self.finish()
             return False
+        route = self.match.route
+        wire = route.wire
+        try:
+            wire.on_headers(self, headers)
+        except Exception:
+            log_internal_error()
         content_type = (headers.get("content-type") or "").lower()
-        on_value = self.match.route.wire_format.observe
+        on_value = wire.observe
         if content_type.startswith("text/event-stream"):
             self.streaming = True
             self._reader = SseReader(lambda value: on_value(self, value))
         elif "ndjson" in content_type:
             self.streaming = True
             self._reader = NdjsonReader(lambda value: on_value(self, value))
-        else:
-            self.streaming = self.match.route.path_suffix == ":streamGenerateContent"  # Gemini's JSON array
+        elif content_type.startswith("application/vnd.amazon.eventstream"):
+            self.streaming = True
+            self._reader = EventStreamReader(lambda value: on_value(self, value))
+        elif content_type.startswith(("application/json", "text/json", "application/problem+json")) or (
+            not content_type or route.always_streams
+        ):
+            self.streaming = route.always_streams
             self._reader = BodyReader(lambda value: on_value(self, value))
+        else:  # audio or an image as bytes: nothing in it for us, but the call ends with its body
+            self._reader = None
+            self.recognised = True
+            return True
+        if decoded:
+            return True
         try:
             self._decode = content_decoder(headers.get("content-encoding"))
         except UnsupportedEncoding:
@@ -178,11 +212,14 @@ class Call:
         except Exception:
             log_internal_error()  # the body could not be read: the call still counts, estimated
         try:
-            body = _request_json(self.request)
-            request_model = self.match.route.wire_format.request_model(self.url.path, body)
-            if not self.match.known_host and not (self.recognised or self.response_model or request_model):
+            request = self.request
+            route = self.match.route
+            route.wire.read_request(self, request)
+            if route.credential is not None:
+                self.credential = route.credential(request)
+            if not self.match.known_host and not (self.recognised or self.response_model or self.request_model):
                 return  # a path that looked like an LLM API on a host we do not know, and was not one
-            self._emit(end_ns, body, request_model)
+            self._emit(end_ns, request)
         except Exception:
             log_internal_error()
         finally:
@@ -190,15 +227,15 @@ class Call:
 
     # -- the span ---------------------------------------------------------------------------------
 
-    def _emit(self, end_ns: int, body: dict[str, Any] | None, request_model: str | None) -> None:
-        match, url = self.match, self.url
-        wire_format = match.route.wire_format
+    def _emit(self, end_ns: int, request: Request) -> None:
+        match = self.match
+        request_model = self.request_model
         attributes: dict[str, Any] = {
             semconv.GEN_AI_PROVIDER_NAME: match.provider,
-            semconv.GEN_AI_OPERATION_NAME: match.route.operation,
-            semconv.GEN_AI_REQUEST_STREAM: wire_format.request_stream(url.path, body),
-            semconv.SERVER_ADDRESS: url.host,
-            semconv.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
+            semconv.GEN_AI_OPERATION_NAME: self.operation,
+            semconv.GEN_AI_REQUEST_STREAM: self.request_stream,
+            semconv.SERVER_ADDRESS: request.host,
+            semconv.SERVER_PORT: request.port or (443 if request.scheme == "https" else 80),
         }
         if request_model:
             attributes[semconv.GEN_AI_REQUEST_MODEL] = request_model
@@ -214,11 +251,11 @@ class Call:
             attributes[semconv.ERROR_TYPE] = self.error_type
 
         answered = self.status_code is not None and self.status_code < 400
-        estimated = answered and not self.usage_final
+        estimated = answered and not self.usage_final and match.route.estimate
         if estimated:
             if self.input_tokens is None:
-                self.input_tokens = _estimate_tokens(_text_chars(body))
-            if match.route.operation != semconv.OPERATION_EMBEDDINGS:
+                self.input_tokens = _estimate_tokens(_text_chars(request_json(request)))
+            if self.operation != semconv.OPERATION_EMBEDDINGS:
                 self.output_tokens = max(self.output_tokens or 0, _estimate_tokens(self.output_chars))
         for name, value in (
             (semconv.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
@@ -231,8 +268,9 @@ class Call:
                 attributes[name] = value
         if answered:
             attributes[semconv.SPENDWATCH_USAGE_ESTIMATED] = estimated
+        attributes.update(self.extra)
 
-        key = api_key_from_request(self.request.headers, url.params.get("key") if url.query else None)
+        key = self.credential or api_key_from_request(request.headers, request.query_param("key"))
         if key:
             attributes[semconv.SPENDWATCH_KEY_FINGERPRINT] = api_key_id(key)
             hint = api_key_hint(key)
@@ -240,7 +278,7 @@ class Call:
                 attributes[semconv.SPENDWATCH_KEY_HINT] = hint
 
         model = request_model or self.response_model
-        name = f"{match.route.operation} {model}" if model else match.route.operation
+        name = f"{self.operation} {model}" if model else self.operation
         # Recorded even where the app suppresses instrumentation: logfire runs the SDK call inside
         # OpenTelemetry's suppress context, and its tracer then hands out spans that are never exported.
         # The collector's dedupe makes our span safe beside the app's; our own exporter's requests are
@@ -258,20 +296,6 @@ class Call:
             span.end(end_time=end_ns)
         finally:
             detach(token)
-
-
-def _request_json(request: Any) -> dict[str, Any] | None:
-    try:
-        content = request.content
-    except Exception:  # a streamed request body that was never buffered: nothing to read
-        return None
-    if not content or content[:1] != b"{":
-        return None
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _estimate_tokens(chars: int) -> int:

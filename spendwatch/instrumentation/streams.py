@@ -4,6 +4,8 @@ The app receives the raw bytes first; a copy goes through the content decoding (
 zstd where their modules are installed) and then one of three readers:
 - `SseReader` for `text/event-stream` (OpenAI, Anthropic, Gemini `alt=sse`): one JSON value per event;
 - `NdjsonReader` for `application/x-ndjson` (Ollama): one JSON value per line;
+- `EventStreamReader` for `application/vnd.amazon.eventstream` (Bedrock): AWS's binary framing, one JSON
+  payload per message;
 - `BodyReader` for anything else: the whole body, read at the end; a body cut short (the app closed it
   early) yields the JSON values that were complete, which is how a JSON-array stream is read.
 Each reader hands decoded JSON values to a callback; a value that is not JSON is skipped.
@@ -12,6 +14,7 @@ Each reader hands decoded JSON values to a callback; a value that is not JSON is
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -172,6 +175,74 @@ class NdjsonReader(_LineReader):
             value = _loads(line)
             if value is not None:
                 self._on_value(value)
+
+
+class EventStreamReader:
+    """AWS event-stream messages: a 12-byte prelude (total length, headers length, CRC), headers, a JSON
+    payload and a CRC. We only observe, so the CRCs are left to the client; a message whose
+    `:message-type` is `exception` or `error` is handed on as `{"__exception__": its type}`."""
+
+    _PRELUDE = struct.Struct(">II")
+    MAX_MESSAGE = 16 * 1024 * 1024
+
+    def __init__(self, on_value: Callable[[Any], None]) -> None:
+        self._on_value = on_value
+        self._buffer = b""
+        self._lost = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._lost:
+            return
+        buffer = self._buffer + chunk if self._buffer else chunk
+        while len(buffer) >= 12:
+            total, headers_length = self._PRELUDE.unpack_from(buffer)
+            if total < 16 or total > self.MAX_MESSAGE or headers_length > total - 16:
+                buffer = b""  # not an event stream after all: stop reading it rather than guess
+                self._lost = True
+                break
+            if len(buffer) < total:
+                break
+            headers = _event_headers(buffer[12 : 12 + headers_length])
+            payload = buffer[12 + headers_length : total - 4]
+            buffer = buffer[total:]
+            message_type = headers.get(":message-type")
+            if message_type in ("exception", "error"):
+                self._on_value(
+                    {"__exception__": headers.get(":exception-type") or headers.get(":error-code") or "error"}
+                )
+                continue
+            value = _loads(payload) if payload else None
+            if value is not None:
+                self._on_value(value)
+        self._buffer = buffer
+
+    def close(self) -> None:
+        self._buffer = b""
+
+
+# Value lengths of the header types: 0/1 booleans, 2 byte, 3 short, 4 int, 5 long, 8 timestamp, 9 uuid;
+# 6 (bytes) and 7 (string) carry a 2-byte length.
+_FIXED_HEADER_SIZES = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
+
+
+def _event_headers(data: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    position, length = 0, len(data)
+    while position < length:
+        name_length = data[position]
+        name = data[position + 1 : position + 1 + name_length].decode("utf-8", errors="replace")
+        position += 1 + name_length
+        kind = data[position]
+        position += 1
+        if kind in (6, 7):
+            (value_length,) = struct.unpack_from(">H", data, position)
+            value = data[position + 2 : position + 2 + value_length]
+            position += 2 + value_length
+            if kind == 7:
+                headers[name] = value.decode("utf-8", errors="replace")
+        else:
+            position += _FIXED_HEADER_SIZES.get(kind, length)
+    return headers
 
 
 class BodyReader:

@@ -7,6 +7,8 @@ import json
 import sys
 import threading
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -69,7 +71,10 @@ class Exchange:
 
     @property
     def model(self) -> str:
-        return self.body.get("model") or "standin-model"
+        from spendwatch.standin.bedrock import model_of
+
+        in_path = self.path.rsplit("/models/", 1)[-1].split(":", 1)[0] if "/models/" in self.path else None
+        return self.body.get("model") or model_of(self.path) or in_path or "standin-model"
 
     @property
     def response_model(self) -> str:
@@ -135,10 +140,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if self.headers.get("content-encoding") == "gzip":
             raw = gzip.decompress(raw)
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = {}
+        body = _form_fields(self.headers.get("content-type") or "", raw)
+        if body is None:
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                body = {}
         url = urlsplit(self.path)
         exchange = Exchange(url.path, parse_qs(url.query), body, self.headers, self.server.next_serial())
         self.server.record(exchange)
@@ -158,13 +165,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         if answer.events is None:
-            self._send_json(200, answer.body)
+            self._send_json(200, answer.body, answer.headers, answer.content_type)
         else:
             self._send_stream(answer.content_type, answer.events)
 
-    def _send_json(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        headers = {"content-type": "application/json"}
+    def _send_json(
+        self, status: int, payload: Any, extra: dict[str, str] | None = None, content_type: str = "application/json"
+    ) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"content-type": content_type, **(extra or {})}
         if "gzip" in (self.headers.get("accept-encoding") or ""):
             data = gzip.compress(data)
             headers["content-encoding"] = "gzip"
@@ -189,6 +198,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading early
             self.close_connection = True
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, str] | None:
+    """The text fields of a multipart/form-data body (an audio upload's model and format); None otherwise."""
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    message = BytesParser(policy=default_policy).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+    )
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name and not part.get_filename():
+            fields[name] = part.get_content().strip() if part.get_content_maintype() == "text" else ""
+    return fields
 
 
 class StandinServer(ThreadingHTTPServer):

@@ -6,7 +6,7 @@ import base64
 import json
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,14 +17,21 @@ EMBEDDING_DIMENSIONS = 8
 
 @dataclass
 class Answer:
-    body: Any = None
+    body: Any = None  # JSON, or bytes sent as they are (audio)
     events: list[bytes] | None = None  # a stream: each element is written (and flushed) as one chunk
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def answer(exchange: Exchange) -> Answer | None:
+    from spendwatch.standin import bedrock, media
+
     path = exchange.path
-    for suffix, build in _ROUTES:
+    if "/model/" in path:
+        for suffix, build in bedrock.ROUTES:
+            if path.endswith(suffix):
+                return build(exchange)
+    for suffix, build in (*media.ROUTES, *_ROUTES):
         if path.endswith(suffix):
             return build(exchange)
     return None
@@ -112,6 +119,15 @@ def _responses(exchange: Exchange) -> Answer:
     usage = exchange.usage
     ident = f"resp_standin{exchange.serial}"
     message_id = f"msg_standin{exchange.serial}"
+    searches = [
+        {
+            "type": "web_search_call",
+            "id": f"ws_standin{exchange.serial}_{index}",
+            "status": "completed",
+            "action": {"type": "search", "query": f"query {index}"},
+        }
+        for index in range(web_searches(exchange))
+    ]
     response = {
         "id": ident,
         "object": "response",
@@ -119,17 +135,18 @@ def _responses(exchange: Exchange) -> Answer:
         "model": exchange.response_model,
         "status": "completed",
         "output": [
+            *searches,
             {
                 "type": "message",
                 "id": message_id,
                 "status": "completed",
                 "role": "assistant",
                 "content": [{"type": "output_text", "text": exchange.reply, "annotations": []}],
-            }
+            },
         ],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
-        "tools": [],
+        "tools": exchange.body.get("tools") or [],
         "usage": {
             "input_tokens": usage.input,
             "input_tokens_details": {"cached_tokens": usage.cache_read},
@@ -158,7 +175,7 @@ def _responses(exchange: Exchange) -> Answer:
     return Answer(events=events, content_type="text/event-stream")
 
 
-def _vector(seed: int) -> list[float]:
+def vector(seed: int) -> list[float]:
     return [round((seed * 7 + index) % 13 / 13, 4) for index in range(EMBEDDING_DIMENSIONS)]
 
 
@@ -168,10 +185,10 @@ def _embeddings(exchange: Exchange) -> Answer:
     as_base64 = exchange.body.get("encoding_format") == "base64"
     data = []
     for index in range(count):
-        vector: Any = _vector(index)
+        values: Any = vector(index)
         if as_base64:
-            vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": vector})
+            values = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": values})
     usage = exchange.usage
     return Answer(
         {
@@ -196,7 +213,12 @@ def _anthropic_usage(exchange: Exchange, output: int) -> dict[str, Any]:
     }
 
 
-def _messages(exchange: Exchange) -> Answer:
+def messages(exchange: Exchange, stream: bool | None = None) -> Answer:
+    """Anthropic's Messages answer; `x-standin-web-search: N` / `x-standin-web-fetch: N` add server tool uses."""
+    usage = _anthropic_usage(exchange, exchange.usage.output)
+    server_tools = _server_tool_use(exchange)
+    if server_tools:
+        usage["server_tool_use"] = server_tools
     message = {
         "id": f"msg_standin{exchange.serial}",
         "type": "message",
@@ -205,9 +227,9 @@ def _messages(exchange: Exchange) -> Answer:
         "content": [{"type": "text", "text": exchange.reply}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": _anthropic_usage(exchange, exchange.usage.output),
+        "usage": usage,
     }
-    if not exchange.body.get("stream"):
+    if not (exchange.body.get("stream") if stream is None else stream):
         return Answer(message)
     start = {**message, "content": [], "stop_reason": None, "usage": _anthropic_usage(exchange, 1)}
     events = [
@@ -226,13 +248,31 @@ def _messages(exchange: Exchange) -> Answer:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": exchange.usage.output},
+                "usage": {
+                    "output_tokens": exchange.usage.output,
+                    **({"server_tool_use": server_tools} if server_tools else {}),
+                },
             },
             "message_delta",
         )
     )
     events.append(_sse({"type": "message_stop"}, "message_stop"))
     return Answer(events=events, content_type="text/event-stream")
+
+
+def _server_tool_use(exchange: Exchange) -> dict[str, int]:
+    counts = {}
+    for header, name in (
+        ("x-standin-web-search", "web_search_requests"),
+        ("x-standin-web-fetch", "web_fetch_requests"),
+    ):
+        if exchange.headers.get(header):
+            counts[name] = int(exchange.headers[header])
+    return counts
+
+
+def web_searches(exchange: Exchange) -> int:
+    return int(exchange.headers.get("x-standin-web-search") or 0)
 
 
 # -- Gemini ---------------------------------------------------------------------------------------------
@@ -262,6 +302,12 @@ def _gemini_chunk(exchange: Exchange, text: str, last: bool) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
     if last:
         candidate["finishReason"] = "STOP"
+    searches = web_searches(exchange)
+    if searches:  # grounding with Google Search: the queries it ran, on every chunk as Gemini does
+        candidate["groundingMetadata"] = {
+            "webSearchQueries": [f"query {index}" for index in range(searches)],
+            "groundingChunks": [{"web": {"uri": "https://example.com/", "title": "example.com"}}],
+        }
     return {
         "candidates": [candidate],
         "usageMetadata": _gemini_usage(exchange, complete=last),
@@ -286,12 +332,12 @@ def _stream_generate_content(exchange: Exchange) -> Answer:
 
 
 def _embed_content(exchange: Exchange) -> Answer:
-    return Answer({"embedding": {"values": _vector(0)}})
+    return Answer({"embedding": {"values": vector(0)}})
 
 
 def _batch_embed_contents(exchange: Exchange) -> Answer:
     count = len(exchange.body.get("requests") or [None])
-    return Answer({"embeddings": [{"values": _vector(index)} for index in range(count)]})
+    return Answer({"embeddings": [{"values": vector(index)} for index in range(count)]})
 
 
 # -- Ollama ---------------------------------------------------------------------------------------------
@@ -331,7 +377,7 @@ def _ollama(text_key: str):
 
 def _ollama_embed(exchange: Exchange) -> Answer:
     return Answer(
-        {"model": exchange.response_model, "embeddings": [_vector(0)], "prompt_eval_count": exchange.usage.input}
+        {"model": exchange.response_model, "embeddings": [vector(0)], "prompt_eval_count": exchange.usage.input}
     )
 
 
@@ -347,5 +393,7 @@ _ROUTES = (
     ("/completions", _completions),
     ("/responses", _responses),
     ("/embeddings", _embeddings),
-    ("/v1/messages", _messages),
+    ("/v1/messages", messages),
+    (":streamRawPredict", lambda exchange: messages(exchange, stream=True)),  # Claude on Vertex AI
+    (":rawPredict", lambda exchange: messages(exchange, stream=False)),
 )

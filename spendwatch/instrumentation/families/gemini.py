@@ -4,6 +4,11 @@ The model is in the path (`models/{model}:generateContent`). Usage is `usageMeta
 includes cached content, and the output side is candidates plus thoughts. A stream (`alt=sse`, or a JSON
 array without it) repeats `usageMetadata` on its chunks; the last one, beside a `finishReason`, is final.
 Embedding responses carry no usage, so their input is estimated from the request.
+
+Grounding with Google Search is billed apart: a candidate's `groundingMetadata.webSearchQueries` are the
+searches it ran. Gemini 3 models are billed per search query, earlier ones per grounded prompt, so the
+billed count (`spendwatch.usage.web_search_calls`) is one or the number of queries accordingly, beside
+the queries themselves.
 """
 
 from __future__ import annotations
@@ -11,18 +16,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-DEFAULT_PROVIDER = "gcp.gemini"
+from spendwatch import semconv
+from spendwatch.instrumentation.families import Family, Route, Wire
+
+PROVIDER = "gcp.gemini"
 
 _MODEL_IN_PATH = re.compile(r"(?:models|tunedModels)/([^/:]+):")
+_BILLED_PER_QUERY = ("gemini-3",)  # model prefixes whose grounding is billed per search query
 
 
-def request_model(path: str, body: dict[str, Any] | None) -> str | None:
+def model_in_path(path: str) -> str | None:
     match = _MODEL_IN_PATH.search(path)
     return match.group(1) if match else None
 
 
-def request_stream(path: str, body: dict[str, Any] | None) -> bool:
-    return path.endswith(":streamGenerateContent")
+def read_request(call: Any, request: Any) -> None:
+    call.request_model = model_in_path(request.path)
+    call.request_stream = request.path.endswith(":streamGenerateContent")
 
 
 def observe(call: Any, obj: Any) -> None:
@@ -47,6 +57,9 @@ def observe(call: Any, obj: Any) -> None:
         for part in (content.get("parts") if isinstance(content, dict) else None) or ():
             if isinstance(part, dict):
                 call.add_output_chars(part.get("text"))
+        grounding = candidate.get("groundingMetadata")
+        if isinstance(grounding, dict) and isinstance(grounding.get("webSearchQueries"), list):
+            _grounding(call, len(grounding["webSearchQueries"]))
     if "embedding" in obj or "embeddings" in obj:
         call.recognised = True
     usage = obj.get("usageMetadata")
@@ -67,3 +80,25 @@ def observe(call: Any, obj: Any) -> None:
 def _sum(*counts: Any) -> int | None:
     present = [count for count in counts if isinstance(count, int)]
     return sum(present) if present else None
+
+
+def _grounding(call: Any, queries: int) -> None:
+    """Grounding metadata repeats on a stream's chunks: the largest count seen is the call's."""
+    if queries <= call.extra.get(semconv.SPENDWATCH_USAGE_WEB_SEARCH_QUERIES, 0):
+        return
+    call.extra[semconv.SPENDWATCH_USAGE_WEB_SEARCH_QUERIES] = queries
+    model = call.response_model or model_in_path(call.request.path if call.request else "") or ""
+    per_query = model.startswith(_BILLED_PER_QUERY)
+    call.extra[semconv.SPENDWATCH_USAGE_WEB_SEARCH_CALLS] = queries if per_query else 1
+
+
+WIRE = Wire(read_request, observe)
+
+ROUTES = (
+    Route(":streamGenerateContent", semconv.OPERATION_GENERATE_CONTENT, WIRE, PROVIDER, always_streams=True),
+    Route(":generateContent", semconv.OPERATION_GENERATE_CONTENT, WIRE, PROVIDER),
+    Route(":embedContent", semconv.OPERATION_EMBEDDINGS, WIRE, PROVIDER),
+    Route(":batchEmbedContents", semconv.OPERATION_EMBEDDINGS, WIRE, PROVIDER),
+)
+
+FAMILY = Family("gemini", routes=ROUTES, hosts={"generativelanguage.googleapis.com": PROVIDER})

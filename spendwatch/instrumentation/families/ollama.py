@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendwatch.instrumentation.formats import body_model
+from spendwatch import semconv
+from spendwatch.instrumentation.families import Family, Route, Wire, body_model, request_json
 
-DEFAULT_PROVIDER = "ollama"
-
-
-def request_model(path: str, body: dict[str, Any] | None) -> str | None:
-    return body_model(body)
+PROVIDER = "ollama"
 
 
-def request_stream(path: str, body: dict[str, Any] | None) -> bool:
-    if path.endswith(("/api/embed", "/api/embeddings")):
-        return False
-    return not (body and body.get("stream") is False)  # Ollama streams unless told not to
+def read_request(call: Any, request: Any) -> None:
+    body = request_json(request)
+    call.request_model = body_model(body)
+    if request.path.endswith(("/api/embed", "/api/embeddings")):
+        call.request_stream = False
+    else:
+        call.request_stream = not (body and body.get("stream") is False)  # Ollama streams unless told not to
 
 
 def observe(call: Any, obj: Any) -> None:
@@ -43,3 +43,17 @@ def observe(call: Any, obj: Any) -> None:
         )
     elif "embeddings" in obj or "embedding" in obj:
         call.set_usage(input_tokens=obj.get("prompt_eval_count"), final=True)
+
+
+WIRE = Wire(read_request, observe)
+
+FAMILY = Family(
+    "ollama",
+    routes=(
+        Route("/api/chat", semconv.OPERATION_CHAT, WIRE, PROVIDER),
+        Route("/api/generate", semconv.OPERATION_TEXT_COMPLETION, WIRE, PROVIDER),
+        Route("/api/embed", semconv.OPERATION_EMBEDDINGS, WIRE, PROVIDER),
+        Route("/api/embeddings", semconv.OPERATION_EMBEDDINGS, WIRE, PROVIDER),
+    ),
+    hosts={"localhost:11434": PROVIDER, "127.0.0.1:11434": PROVIDER},
+)

@@ -1,25 +1,26 @@
-"""Anthropic's Messages API.
+"""Anthropic's Messages API (also Claude on Vertex AI, whose paths name the model: see `vertex`).
 
 `usage.input_tokens` excludes the cache: the semconv input count is input + cache reads + cache writes.
 In a stream, `message_start` carries the input side and `message_delta` the output side; the delta's
 usage is cumulative (it replaces, it does not add), so the usage seen so far is merged key by key.
+Server tools are billed per use: `usage.server_tool_use` counts web searches (priced) and web fetches
+(free beyond their tokens).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from spendwatch.instrumentation.formats import body_model, body_streams
+from spendwatch import semconv
+from spendwatch.instrumentation.families import Family, Route, Wire, body_model, body_streams, count, request_json
 
-DEFAULT_PROVIDER = "anthropic"
-
-
-def request_model(path: str, body: dict[str, Any] | None) -> str | None:
-    return body_model(body)
+PROVIDER = "anthropic"
 
 
-def request_stream(path: str, body: dict[str, Any] | None) -> bool:
-    return body_streams(body)
+def read_request(call: Any, request: Any) -> None:
+    body = request_json(request)
+    call.request_model = body_model(body)
+    call.request_stream = body_streams(body)
 
 
 def observe(call: Any, obj: Any) -> None:
@@ -80,3 +81,20 @@ def _usage(call: Any, usage: Any, *, final: bool) -> None:
         cache_write_tokens=cache_write,
         final=final,
     )
+    server_tools = merged.get("server_tool_use")
+    if isinstance(server_tools, dict):  # cumulative too: set, never added
+        for key, name in (
+            ("web_search_requests", semconv.SPENDWATCH_USAGE_WEB_SEARCH_CALLS),
+            ("web_fetch_requests", semconv.SPENDWATCH_USAGE_WEB_FETCH_CALLS),
+        ):
+            if count(server_tools.get(key)):
+                call.extra[name] = server_tools[key]
+
+
+WIRE = Wire(read_request, observe)
+
+FAMILY = Family(
+    "anthropic",
+    routes=(Route("/v1/messages", semconv.OPERATION_CHAT, WIRE, PROVIDER),),
+    hosts={"api.anthropic.com": PROVIDER},
+)

@@ -1,0 +1,267 @@
+"""OpenAI's API: chat completions, Responses, embeddings, legacy completions, images, audio, moderations.
+
+Also the wire of every OpenAI-compatible host (Azure, Groq, Mistral, DeepSeek, xAI, OpenRouter, Together,
+Fireworks, Perplexity, Ollama's /v1). Usage is a `usage` object on the response or, in a stream, on the
+last chunk (only with `stream_options.include_usage`); Groq's older streams put it under `x_groq.usage`;
+Responses streams carry it in `response.completed` (or `.incomplete` / `.failed`).
+
+Beyond text:
+- the Responses API is its own operation (`responses`), with the types of its tool calls and its web
+  searches counted (each `web_search_call` is billed);
+- images: gpt-image models report token usage (image input tokens apart); DALL-E reports none, so the
+  images made, their size and quality are recorded for a per-image price;
+- speech: the characters of the input (tts-1 is billed by character; gpt-4o-mini-tts by tokens, which
+  its SSE stream reports); transcriptions and translations: `usage` as seconds (whisper) or tokens (audio
+  tokens apart), or the `duration` of a verbose answer; the upload is multipart, read for its `model`
+  field only;
+- moderations are free: recognised, never estimated.
+Files, uploads and batches are not model calls: no route names them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from spendwatch import semconv
+from spendwatch.instrumentation.families import (
+    Family,
+    Route,
+    Wire,
+    body_model,
+    body_streams,
+    count,
+    request_json,
+)
+
+PROVIDER = "openai"
+
+_AZURE_DEPLOYMENT = re.compile(r"/deployments/([^/]+)/")
+_RESPONSES_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def read_request(call: Any, request: Any) -> None:
+    body = request_json(request)
+    model = body_model(body) or request.form_field("model")
+    if model is None:
+        deployment = _AZURE_DEPLOYMENT.search(request.path)  # Azure: the deployment stands where the model would
+        model = deployment.group(1) if deployment else None
+    call.request_model = model
+    call.request_stream = body_streams(body) or request.form_field("stream") == "true"
+
+
+def read_speech_request(call: Any, request: Any) -> None:
+    read_request(call, request)
+    body = request_json(request)
+    text = body.get("input") if body else None
+    if isinstance(text, str):
+        call.add_extra(semconv.SPENDWATCH_USAGE_INPUT_CHARACTERS, len(text))
+    call.request_stream = bool(body and body.get("stream_format") == "sse")
+
+
+def read_image_request(call: Any, request: Any) -> None:
+    read_request(call, request)
+    body = request_json(request)
+    size = (body.get("size") if body else None) or request.form_field("size")
+    quality = (body.get("quality") if body else None) or request.form_field("quality")
+    if isinstance(size, str):
+        call.extra[semconv.SPENDWATCH_REQUEST_IMAGE_SIZE] = size
+    if isinstance(quality, str):
+        call.extra[semconv.SPENDWATCH_REQUEST_IMAGE_QUALITY] = quality
+
+
+def observe(call: Any, obj: Any) -> None:
+    if not isinstance(obj, dict):
+        return
+    event_type = obj.get("type")
+    if isinstance(event_type, str) and event_type.startswith("response."):
+        _responses_event(call, event_type, obj)
+        return
+    if obj.get("object") == "response":
+        _response_object(call, obj, final=True)
+        _tool_calls(call, obj)
+        return
+    _common(call, obj)
+    for choice in obj.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            call.add_finish_reason(reason)
+        message = choice.get("delta") or choice.get("message")
+        if isinstance(message, dict):
+            call.add_output_chars(message.get("content"))
+            call.add_output_chars(message.get("reasoning_content"))
+            for tool_call in message.get("tool_calls") or ():
+                if isinstance(tool_call, dict) and isinstance(tool_call.get("function"), dict):
+                    call.add_output_chars(tool_call["function"].get("arguments"))
+        call.add_output_chars(choice.get("text"))  # legacy completions
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        x_groq = obj.get("x_groq")
+        usage = x_groq.get("usage") if isinstance(x_groq, dict) else None
+    if isinstance(usage, dict):
+        _usage(call, usage)
+
+
+def _common(call: Any, obj: dict[str, Any]) -> None:
+    model = obj.get("model")
+    if isinstance(model, str) and model:
+        call.response_model = model
+    response_id = obj.get("id")
+    if isinstance(response_id, str) and response_id:
+        call.response_id = response_id
+
+
+def _responses_event(call: Any, event_type: str, obj: dict[str, Any]) -> None:
+    if event_type == "response.output_text.delta" or event_type == "response.function_call_arguments.delta":
+        call.add_output_chars(obj.get("delta"))
+        return
+    response = obj.get("response")
+    if isinstance(response, dict):
+        final = event_type in _RESPONSES_FINAL_EVENTS
+        _response_object(call, response, final=final)
+        if final:
+            _tool_calls(call, response)
+
+
+def _response_object(call: Any, response: dict[str, Any], *, final: bool) -> None:
+    _common(call, response)
+    if final:
+        incomplete = response.get("incomplete_details")
+        reason = incomplete.get("reason") if isinstance(incomplete, dict) else None
+        status = response.get("status")
+        if isinstance(reason, str):
+            call.add_finish_reason(reason)
+        elif isinstance(status, str):
+            call.add_finish_reason(status)
+        error = response.get("error")
+        if isinstance(error, dict) and isinstance(error.get("code"), str):
+            call.error_type = error["code"]
+    usage = response.get("usage")
+    if isinstance(usage, dict):
+        _usage(call, usage, final=final)
+
+
+def _usage(call: Any, usage: dict[str, Any], *, final: bool = True) -> None:
+    input_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    output_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    cache_read = input_details.get("cached_tokens") if isinstance(input_details, dict) else None
+    if cache_read is None:
+        cache_read = usage.get("prompt_cache_hit_tokens")  # DeepSeek
+    input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
+    output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
+    call.set_usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        reasoning_tokens=output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None,
+        final=final,
+    )
+
+
+_TOOL_CALL_TYPES = frozenset(
+    {
+        "function_call",
+        "custom_tool_call",
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "computer_call",
+        "image_generation_call",
+        "local_shell_call",
+        "mcp_call",
+    }
+)
+
+
+def _tool_calls(call: Any, response: dict[str, Any]) -> None:
+    """The Responses API's tool calls, by type; each web search is billed on its own."""
+    kinds = [
+        item["type"]
+        for item in response.get("output") or ()
+        if isinstance(item, dict) and item.get("type") in _TOOL_CALL_TYPES
+    ]
+    if kinds:
+        call.extra[semconv.SPENDWATCH_RESPONSE_TOOL_CALLS] = kinds
+        searches = kinds.count("web_search_call")
+        if searches:
+            call.add_extra(semconv.SPENDWATCH_USAGE_WEB_SEARCH_CALLS, searches)
+
+
+def observe_images(call: Any, obj: Any) -> None:
+    """An images answer: `data` (one per image) and, for gpt-image models, token usage."""
+    if not isinstance(obj, dict):
+        return
+    event_type = obj.get("type")
+    if isinstance(event_type, str) and event_type.startswith("image_generation."):  # a streamed image
+        if event_type == "image_generation.completed":
+            call.add_extra(semconv.SPENDWATCH_USAGE_IMAGES, 1)
+    else:
+        data = obj.get("data")
+        if isinstance(data, list):
+            call.add_extra(semconv.SPENDWATCH_USAGE_IMAGES, len(data))
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        _usage(call, usage)
+        details = usage.get("input_tokens_details")
+        if isinstance(details, dict) and count(details.get("image_tokens")):
+            call.extra[semconv.SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS] = details["image_tokens"]
+
+
+def observe_audio(call: Any, obj: Any) -> None:
+    """Speech's SSE events and transcription answers: usage as tokens or seconds, or a duration."""
+    if not isinstance(obj, dict):
+        return
+    if isinstance(obj.get("model"), str):
+        call.response_model = obj["model"]
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        if usage.get("type") == "duration":
+            _seconds(call, usage.get("seconds"))
+        else:
+            _usage(call, usage)
+            details = usage.get("input_token_details") or usage.get("input_tokens_details")
+            if isinstance(details, dict) and count(details.get("audio_tokens")):
+                call.extra[semconv.SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS] = details["audio_tokens"]
+    elif semconv.SPENDWATCH_USAGE_AUDIO_SECONDS not in call.extra:
+        _seconds(call, obj.get("duration"))  # verbose_json
+    if isinstance(obj.get("text"), str):
+        call.recognised = True
+
+
+def _seconds(call: Any, seconds: Any) -> None:
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+        call.extra[semconv.SPENDWATCH_USAGE_AUDIO_SECONDS] = seconds
+        call.recognised = True
+
+
+def observe_moderation(call: Any, obj: Any) -> None:
+    if isinstance(obj, dict):
+        _common(call, obj)
+        call.recognised = True
+
+
+WIRE = Wire(read_request, observe)
+_IMAGES = Wire(read_image_request, observe_images)
+_SPEECH = Wire(read_speech_request, observe_audio)
+_AUDIO = Wire(read_request, observe_audio)
+_MODERATION = Wire(read_request, observe_moderation)
+
+FAMILY = Family(
+    "openai",
+    routes=(
+        Route("/chat/completions", semconv.OPERATION_CHAT, WIRE, PROVIDER),
+        Route("/completions", semconv.OPERATION_TEXT_COMPLETION, WIRE, PROVIDER),
+        Route("/responses", semconv.OPERATION_RESPONSES, WIRE, PROVIDER),
+        Route("/embeddings", semconv.OPERATION_EMBEDDINGS, WIRE, PROVIDER),
+        Route("/images/generations", semconv.OPERATION_IMAGE_GENERATION, _IMAGES, PROVIDER, estimate=False),
+        Route("/images/edits", semconv.OPERATION_IMAGE_GENERATION, _IMAGES, PROVIDER, estimate=False),
+        Route("/images/variations", semconv.OPERATION_IMAGE_GENERATION, _IMAGES, PROVIDER, estimate=False),
+        Route("/audio/speech", semconv.OPERATION_SPEECH, _SPEECH, PROVIDER, estimate=False),
+        Route("/audio/transcriptions", semconv.OPERATION_TRANSCRIPTION, _AUDIO, PROVIDER, estimate=False),
+        Route("/audio/translations", semconv.OPERATION_TRANSLATION, _AUDIO, PROVIDER, estimate=False),
+        Route("/moderations", semconv.OPERATION_MODERATION, _MODERATION, PROVIDER, estimate=False),
+    ),
+    hosts={"api.openai.com": PROVIDER},
+)
