@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from spendwatch.collector.forward import PROTOCOLS, Upstream
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
@@ -108,6 +109,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "keys",
     "daemon",
     "attributes",
+    "forward",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -136,6 +138,7 @@ class Config:
     prices: dict[str, PriceOverride]
     rules: RulesConfig
     keep_attributes: tuple[str, ...] = ()
+    forward: tuple[Upstream, ...] = ()
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -160,6 +163,7 @@ def resolve(flags: dict[str, Any]) -> Config:
         prices=parse_prices(document.get("prices", {}), values["config"]),
         rules=parse_rules_config(document, values["config"]),
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
+        forward=parse_forward(document.get("forward", []), values["config"]),
     )
 
 
@@ -243,3 +247,49 @@ def parse_attributes(section: Any, path: Path) -> tuple[str, ...]:
     if not isinstance(keep, list) or not all(isinstance(name, str) and name.strip() for name in keep):
         raise ConfigError(f"{path}: attributes.keep: expected a list of attribute names or patterns, got {keep!r}")
     return tuple(name.strip() for name in keep)
+
+
+_FORWARD_KEYS = {"endpoint", "protocol", "headers", "strip", "max_queue_mb", "timeout"}
+
+
+def parse_forward(section: Any, path: Path) -> tuple[Upstream, ...]:
+    """`[[forward]]`: endpoint = "http://collector:4318", protocol = "http/protobuf" | "grpc",
+    headers = { name = "value" }, strip = true, max_queue_mb = 256, timeout = "10s"."""
+    if not isinstance(section, list) or not all(isinstance(table, dict) for table in section):
+        raise ConfigError(f'{path}: forward: expected [[forward]] tables such as endpoint = "http://host:4318"')
+    upstreams = []
+    for index, table in enumerate(section):
+        where = f"{path}: forward[{index}]"
+        for key in table:
+            if key not in _FORWARD_KEYS:
+                raise ConfigError(f"{where}.{key}: unknown key; expected one of {', '.join(sorted(_FORWARD_KEYS))}")
+        endpoint, protocol = table.get("endpoint"), table.get("protocol", "http/protobuf")
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"{where}.protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        schemes = ("http://", "https://")
+        if not isinstance(endpoint, str) or not (endpoint.startswith(schemes) or (protocol == "grpc" and endpoint)):
+            raise ConfigError(f"{where}.endpoint: expected a URL such as http://collector:4318, got {endpoint!r}")
+        headers = table.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(value, str) for value in headers.values()):
+            raise ConfigError(f'{where}.headers: expected a table of strings such as {{ authorization = "..." }}')
+        strip = table.get("strip", True)
+        if not isinstance(strip, bool):
+            raise ConfigError(f"{where}.strip: expected true or false, got {strip!r}")
+        size = table.get("max_queue_mb", 256)
+        if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+            raise ConfigError(f"{where}.max_queue_mb: expected a number of megabytes above 0, got {size!r}")
+        try:
+            timeout = parse_duration(table.get("timeout", "10s"))
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}.timeout: {error}") from None
+        upstreams.append(
+            Upstream(
+                endpoint=endpoint,
+                protocol=protocol,
+                headers=tuple((str(name), value) for name, value in headers.items()),
+                strip=strip,
+                max_queue_bytes=int(size * 1024 * 1024),
+                timeout=timeout.total_seconds(),
+            )
+        )
+    return tuple(upstreams)

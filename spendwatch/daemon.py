@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 
 from spendwatch.collector.attributes import KeepList
+from spendwatch.collector.forward import start_forwarders
 from spendwatch.collector.grpc_receiver import GrpcReceiver
 from spendwatch.collector.http_receiver import HttpReceiver
 from spendwatch.collector.ingest import Ingest
@@ -129,6 +130,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     counting_from = datetime.now(UTC)  # the spend counters of /metrics count the calls stored from here on
     writer.start()
     ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes))
+    ingest.forwarders = start_forwarders(list(config.forward), config.db.with_name(config.db.name + ".forward"))
     reads = ReadConnections(store)  # from here on, the database's settings are locked
     servers = HttpServers()
     http = HttpReceiver(ingest, ingest_token=config.ingest_token)
@@ -208,6 +210,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         reads.run_query,
         lambda: engine["rules"].config,
         counters,
+        forwarding=lambda: [forwarder.stats() for forwarder in ingest.forwarders],
         top=config.metrics_top,
         started_at=counting_from,
     )
@@ -270,6 +273,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     grpc_receiver.stop()
     servers.stop()
     engine["rules"].stop()
+    for forwarder in ingest.forwarders:
+        forwarder.stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
