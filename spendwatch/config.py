@@ -85,6 +85,14 @@ SETTINGS: tuple[Setting, ...] = (
         "values shown per label of the spend metrics before the rest are [other]",
     ),
     Setting(
+        "metrics_scrape_interval",
+        "SPENDWATCH_METRICS_SCRAPE_INTERVAL",
+        "metrics_scrape_interval",
+        lambda: timedelta(minutes=1),
+        timedelta,
+        "how often Prometheus scrapes /metrics: a new series shows 0 that long first, so increase() counts it",
+    ),
+    Setting(
         "max_queued_spans",
         "SPENDWATCH_MAX_QUEUED_SPANS",
         "max_queued_spans",
@@ -133,6 +141,7 @@ class Config:
     metrics_port: int | None
     metrics_token: str | None
     metrics_top: int
+    metrics_scrape_interval: timedelta
     max_queued_spans: int
     retention: timedelta | None
     prices: dict[str, PriceOverride]
@@ -179,7 +188,7 @@ def _from_flag_or_env(setting: Setting, flags: dict[str, Any]) -> Any:
 def _typed(value: Any, setting: Setting, where: str) -> Any:
     if setting.kind is timedelta:
         try:
-            return parse_duration(value)
+            return parse_duration(value, allow_zero=setting.name == "metrics_scrape_interval")
         except ValueError as error:
             raise ConfigError(f"{where}: {error} ({setting.help})") from None
     if setting.kind is bool:

@@ -213,6 +213,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         forwarding=lambda: [forwarder.stats() for forwarder in ingest.forwarders],
         top=config.metrics_top,
         started_at=counting_from,
+        scrape_interval=config.metrics_scrape_interval,
     )
     metrics_endpoint = MetricsEndpoint(metrics.exposition, reads.executor, token, config.metrics_token)
     read_api = ReadApi(reads, token, status, metrics_endpoint)

@@ -132,7 +132,7 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
 
 def start(tmp_path, forward: str) -> Collector:
     config = tmp_path / "spendwatch.toml"
-    config.write_text('[daemon]\nsettle = "0s"\n\n' + forward)
+    config.write_text('metrics_scrape_interval = "0s"\n[daemon]\nsettle = "0s"\n\n' + forward)
     return Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", config=config).start()
 
 

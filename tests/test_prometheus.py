@@ -100,7 +100,7 @@ def total(samples, **match) -> float:
     return sum(value for labels, value in samples if all(labels.get(name) == want for name, want in match.items()))
 
 
-def start(tmp_path, extra_config="", settings=""):
+def start(tmp_path, extra_config="", settings='metrics_scrape_interval = "0s"\n'):
     config = tmp_path / "spendwatch.toml"
     config.write_text(settings + '[daemon]\nsettle = "0s"\n' + extra_config)
     return Collector(tmp_path / "spendwatch.duckdb", tmp_path / "log", config=config).start()
@@ -144,7 +144,7 @@ def test_each_call_counted_once_also_when_a_later_span_supersedes_a_counted_one(
 
 
 def test_the_cardinality_guard_keeps_the_top_values_and_sums_the_rest_as_other(tmp_path):
-    collector = start(tmp_path, settings="metrics_top = 2\n")
+    collector = start(tmp_path, settings='metrics_top = 2\nmetrics_scrape_interval = "0s"\n')
     models = {"gpt-4o": 2.50, "gpt-4o-mini": 0.15, "gpt-4.1-mini": 0.40}
     for model in models:
         send(collector, export(SPENDWATCH, [call_span(secrets.token_hex(16), secrets.token_hex(8), model=model)]))
@@ -229,7 +229,7 @@ scrape_configs:
 def test_prometheus_scrapes_the_daemon_and_promql_returns_the_stored_spend(tmp_path):
     collector = start(
         tmp_path,
-        f"""
+        extra_config=f"""
 [notifiers]
 ops = "json://127.0.0.1:{free_port()}/alerts"      # nobody listens: every delivery fails
 
@@ -243,6 +243,7 @@ thresholds = [0.2]
 where = {{ provider = "openai" }}
 notify = ["ops"]
 """,
+        settings='metrics_scrape_interval = "2s"\n',  # Prometheus below scrapes every second
     )
     for model, key, service in (("gpt-4o", KEYS[0], "checkout"), ("gpt-4o-mini", KEYS[1], "search")):
         spans = [call_span(secrets.token_hex(16), secrets.token_hex(8), model=model, key=key)]
@@ -273,7 +274,34 @@ notify = ["ops"]
         ((spend,),) = stored(collector, "SELECT sum(cost_usd) FROM llm_calls")
         prometheus.wait_for("sum(spendwatch_cost_usd_total)", spend)
         prometheus.wait_for("sum(spendwatch_spans_stored_total)", 4)
+        check_the_dashboard(prometheus, collector)
     finally:
         prometheus.stop()
     assert collector.stop() == 0
     assert run_cli("status", "--db", str(tmp_path / "spendwatch.duckdb")).returncode == 0
+
+
+DASHBOARD = Path(__file__).parent.parent / "contrib" / "grafana" / "spendwatch.json"
+
+
+def check_the_dashboard(prometheus: Prometheus, collector) -> None:
+    """Every query of the Grafana dashboard runs on Prometheus, and names only metrics the daemon serves."""
+    import json
+    import re
+
+    served = set()
+    for name in scrape(collector):
+        served |= {name, f"{name}_total"}
+    dashboard = json.loads(DASHBOARD.read_text())
+    targets = [target for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(targets) >= 20
+    for target in targets:
+        expr = target["expr"]
+        assert set(re.findall(r"spendwatch_[a-z_]+", expr)) <= served, expr
+        for variable, value in (("$__range", "1h"), ("$__rate_interval", "1m"), ("$provider", ".*"),
+                                ("$model", ".*"), ("$service", ".*")):  # fmt: skip
+            expr = expr.replace(variable, value)
+        answer = httpx.get(prometheus.url + "/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert answer["status"] == "success", (expr, answer)
+    spend = prometheus.query('sum(increase(spendwatch_cost_usd_total{provider=~".*", model=~".*", service=~".*"}[1h]))')
+    assert spend and float(spend[0]["value"][1]) > 0

@@ -16,6 +16,11 @@ most `top` values — at the first scrape, the ones with the most spend in the l
 as they appear while there is room — and every other value is `[other]`. A value keeps its place for the
 daemon's life, so every series only ever grows, as a counter must; the sum over all series is always all
 the spend.
+
+New series start at zero: Prometheus takes a series' first sample as its start, so `increase()` would
+never count the call that made a series appear (a new model, key or service, an alert's first firing).
+A counter series is served at 0 for one scrape interval (`metrics_scrape_interval`, Prometheus's default
+1m) from when it appears, then with its value, so that every scraper sees it rise from 0.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class DaemonMetrics:
         forwarding: Callable[[], list[dict[str, Any]]] = list,
         top: int = DEFAULT_TOP,
         started_at: datetime | None = None,
+        scrape_interval: timedelta = timedelta(minutes=1),
     ) -> None:
         self.tally = tally
         self.query = query
@@ -120,6 +126,8 @@ class DaemonMetrics:
         self._seeded = False
         self._lock = threading.Lock()  # one scrape at a time: two Prometheus servers share one refresh
         self._budgets: dict[BudgetRule, _Cached] = {}
+        self.scrape_interval = scrape_interval.total_seconds()
+        self._first_seen: dict[tuple, float] = {}  # (family, labels): when the series first had a value
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -146,6 +154,13 @@ class DaemonMetrics:
         yield GaugeMetricFamily(
             "spendwatch_start_time_seconds", "When the daemon started counting, in Unix time.", value=self.created
         )
+
+    def _counter(self, family: CounterMetricFamily, labels: Sequence[str], value: float) -> None:
+        """Add a sample to a counter family: 0 while the series is newer than one scrape interval."""
+        key = (family.name, tuple(labels))
+        first = self._first_seen.setdefault(key, time.monotonic()) if value else None
+        young = first is not None and time.monotonic() - first < self.scrape_interval
+        family.add_metric(labels, 0.0 if young else value)
 
     def _seed(self) -> None:
         """The labels' values with the most spend in the last week take the first places."""
@@ -187,9 +202,9 @@ class DaemonMetrics:
         )
         for label_values, values in sorted(totals.items()):
             for name, family in families.items():
-                family.add_metric(label_values, values[index[name]])
+                self._counter(family, label_values, values[index[name]])
             for kind in TOKEN_KINDS:
-                tokens.add_metric([*label_values, kind], values[index[f"{kind}_tokens"]])
+                self._counter(tokens, [*label_values, kind], values[index[f"{kind}_tokens"]])
         yield from families.values()
         yield tokens
 
@@ -228,7 +243,7 @@ class DaemonMetrics:
     def _alerts(self) -> Iterator[Metric]:
         fired = CounterMetricFamily("spendwatch_alerts", "Alerts fired, by rule and kind.", labels=["rule", "kind"])
         for rule, kind, count in self._rows("SELECT rule, kind, count(*) FROM alerts GROUP BY ALL ORDER BY ALL", []):
-            fired.add_metric([rule, kind], count)
+            self._counter(fired, [rule, kind], count)
         failures = CounterMetricFamily(
             "spendwatch_alert_delivery_failures", "Failed alert delivery attempts.", labels=["notifier"]
         )
@@ -242,7 +257,7 @@ class DaemonMetrics:
                FROM alert_deliveries GROUP BY ALL ORDER BY ALL""",
             [],
         ):
-            failures.add_metric([notifier], failed)
+            self._counter(failures, [notifier], failed)
             pending += stuck
         failing.add_metric([], pending)
         yield from (fired, failures, failing)
@@ -267,5 +282,8 @@ class DaemonMetrics:
         for key, kind, name, help_text in names:
             family = kind(name, help_text, labels=["endpoint"])
             for upstream in stats:
-                family.add_metric([upstream["endpoint"]], upstream[key])
+                if kind is CounterMetricFamily:
+                    self._counter(family, [upstream["endpoint"]], upstream[key])
+                else:
+                    family.add_metric([upstream["endpoint"]], upstream[key])
             yield family
