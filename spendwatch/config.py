@@ -85,6 +85,14 @@ SETTINGS: tuple[Setting, ...] = (
         "values shown per label of the spend metrics before the rest are [other]",
     ),
     Setting(
+        "metrics_max_series",
+        "SPENDWATCH_METRICS_MAX_SERIES",
+        "metrics_max_series",
+        lambda: 500,
+        int,
+        "label sets per spend metric before the rest count under [other]",
+    ),
+    Setting(
         "metrics_scrape_interval",
         "SPENDWATCH_METRICS_SCRAPE_INTERVAL",
         "metrics_scrape_interval",
@@ -141,6 +149,7 @@ class Config:
     metrics_port: int | None
     metrics_token: str | None
     metrics_top: int
+    metrics_max_series: int
     metrics_scrape_interval: timedelta
     max_queued_spans: int
     retention: timedelta | None

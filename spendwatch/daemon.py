@@ -212,6 +212,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         counters,
         forwarding=lambda: [forwarder.stats() for forwarder in ingest.forwarders],
         top=config.metrics_top,
+        max_series=config.metrics_max_series,
         started_at=counting_from,
         scrape_interval=config.metrics_scrape_interval,
     )

@@ -156,6 +156,20 @@ def test_the_cardinality_guard_keeps_the_top_values_and_sums_the_rest_as_other(t
     assert collector.stop() == 0
 
 
+def test_the_guard_bounds_the_label_sets_of_each_spend_metric(tmp_path):
+    collector = start(tmp_path, settings='metrics_max_series = 3\nmetrics_scrape_interval = "0s"\n')
+    services = [f"service-{index}" for index in range(5)]
+    for service in services:
+        send(collector, export(SPENDWATCH, [call_span(secrets.token_hex(16), secrets.token_hex(8))], service=service))
+        scrape(collector)
+    spend = scrape(collector)["spendwatch_cost_usd"]
+    assert len(spend) == 4  # three label sets, and the one all [other]
+    assert [labels["service"] for labels, _ in spend].count("[other]") == 1
+    assert math.isclose(total(spend, service="[other]"), 2 * 0.15, rel_tol=1e-9)
+    assert math.isclose(total(spend), 5 * 0.15, rel_tol=1e-9)
+    assert collector.stop() == 0
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -13,9 +13,10 @@ spend per model in the last day.
 
 Cardinality guard: each spend label (provider, model, service, key, the attribution dimensions) shows at
 most `top` values — at the first scrape, the ones with the most spend in the last 7 days, then new values
-as they appear while there is room — and every other value is `[other]`. A value keeps its place for the
-daemon's life, so every series only ever grows, as a counter must; the sum over all series is always all
-the spend.
+as they appear while there is room — and every other value is `[other]`; and each spend metric has at most
+`max_series` label sets, a set beyond them counting under the one whose labels are all `[other]`. A
+value and a label set keep their place for the daemon's life, so every series only ever grows, as a
+counter must; the sum over all series is always all the spend.
 
 New series start at zero: Prometheus takes a series' first sample as its start, so `increase()` would
 never count the call that made a series appear (a new model, key or service, an alert's first firing).
@@ -43,6 +44,7 @@ from spendwatch.version import __version__
 
 OTHER = "[other]"
 DEFAULT_TOP = 25
+DEFAULT_MAX_SERIES = 500  # label sets per spend metric: what a scrape encodes (~13 us a sample) and Prometheus keeps
 SEED_PERIOD = timedelta(days=7)
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning")
 # (status key, metric name without _total, help)
@@ -62,12 +64,15 @@ Query = Callable[[str, list[Any]], tuple[list[str], list[list[Any]]]]
 
 
 class CardinalityGuard:
-    """At most `top` values per label; the rest are `[other]`. A value admitted stays admitted."""
+    """At most `top` values per label, the rest `[other]`; and at most `max_series` label sets, any set
+    beyond going to the one whose labels are all `[other]`. What is admitted stays admitted."""
 
-    def __init__(self, labels: Sequence[str], top: int) -> None:
+    def __init__(self, labels: Sequence[str], top: int, max_series: int = DEFAULT_MAX_SERIES) -> None:
         self.labels = tuple(labels)
         self.top = top
+        self.max_series = max_series
         self._admitted: list[set[str]] = [set() for _ in labels]
+        self._series: set[tuple[str, ...]] = set()
         self._lock = threading.Lock()
 
     def seed(self, label: str, values: Sequence[str]) -> None:
@@ -84,7 +89,12 @@ class CardinalityGuard:
                 if value not in admitted and len(admitted) < self.top:
                     admitted.add(value)
                 guarded.append(value if value in admitted else OTHER)
-            return tuple(guarded)
+            series = tuple(guarded)
+            if series not in self._series:
+                if len(self._series) >= self.max_series:
+                    return (OTHER,) * len(values)
+                self._series.add(series)
+            return series
 
 
 class _Cached:
@@ -113,6 +123,7 @@ class DaemonMetrics:
         counters: Callable[[], dict[str, float]],
         forwarding: Callable[[], list[dict[str, Any]]] = list,
         top: int = DEFAULT_TOP,
+        max_series: int = DEFAULT_MAX_SERIES,
         started_at: datetime | None = None,
         scrape_interval: timedelta = timedelta(minutes=1),
     ) -> None:
@@ -121,7 +132,7 @@ class DaemonMetrics:
         self.rules = rules
         self.counters = counters
         self.forwarding = forwarding
-        self.guard = CardinalityGuard(tuple(tally.labels), top)
+        self.guard = CardinalityGuard(tuple(tally.labels), top, max_series)
         self.created = (started_at or datetime.now(UTC)).timestamp()
         self._seeded = False
         self._lock = threading.Lock()  # one scrape at a time: two Prometheus servers share one refresh
