@@ -15,16 +15,19 @@ from spendwatch.version import __version__
 __all__ = ["__version__", "instrument", "uninstrument"]
 
 
-def instrument(tracer_provider: Any = None) -> None:
+def instrument(tracer_provider: Any = None, meter_provider: Any = None) -> None:
     """Report every LLM API call made through httpx, httpx2, aiohttp or urllib3 (requests, boto3) as a span. Idempotent.
 
     Uses `tracer_provider`, else the global one; when the app has set none, sets up OTLP trace export
-    from the standard `OTEL_*` variables first, as opentelemetry-distro would.
+    from the standard `OTEL_*` variables first, as opentelemetry-distro would. The GenAI client metrics
+    go to `meter_provider`, else the global one (nowhere, at next to no cost, while the app has none).
     """
     from spendwatch.instrumentation import SpendwatchInstrumentor
     from spendwatch.instrumentation.export import configured_tracer_provider
 
-    SpendwatchInstrumentor().instrument(tracer_provider=tracer_provider or configured_tracer_provider())
+    SpendwatchInstrumentor().instrument(
+        tracer_provider=tracer_provider or configured_tracer_provider(), meter_provider=meter_provider
+    )
 
 
 def uninstrument() -> None:

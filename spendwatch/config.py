@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from spendwatch.collector.forward import PROTOCOLS, Upstream
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
@@ -60,6 +61,46 @@ SETTINGS: tuple[Setting, ...] = (
         "an OTLP/HTTP endpoint for the daemon's own counters",
     ),
     Setting(
+        "metrics_port",
+        "SPENDWATCH_METRICS_PORT",
+        "metrics_port",
+        lambda: None,
+        int,
+        "a fixed port on 127.0.0.1 for /metrics, beside the read API's (0: any free port)",
+    ),
+    Setting(
+        "metrics_token",
+        "SPENDWATCH_METRICS_TOKEN",
+        None,
+        lambda: None,
+        str,
+        "a bearer token /metrics accepts besides the read token, for a scraper's config",
+    ),
+    Setting(
+        "metrics_top",
+        "SPENDWATCH_METRICS_TOP",
+        "metrics_top",
+        lambda: 25,
+        int,
+        "values shown per label of the spend metrics before the rest are [other]",
+    ),
+    Setting(
+        "metrics_max_series",
+        "SPENDWATCH_METRICS_MAX_SERIES",
+        "metrics_max_series",
+        lambda: 500,
+        int,
+        "label sets per spend metric before the rest count under [other]",
+    ),
+    Setting(
+        "metrics_scrape_interval",
+        "SPENDWATCH_METRICS_SCRAPE_INTERVAL",
+        "metrics_scrape_interval",
+        lambda: timedelta(minutes=1),
+        timedelta,
+        "how often Prometheus scrapes /metrics: a new series shows 0 that long first, so increase() counts it",
+    ),
+    Setting(
         "max_queued_spans",
         "SPENDWATCH_MAX_QUEUED_SPANS",
         "max_queued_spans",
@@ -84,6 +125,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "keys",
     "daemon",
     "attributes",
+    "forward",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -104,11 +146,17 @@ class Config:
     ui: bool
     ingest_token: str | None
     metrics_endpoint: str | None
+    metrics_port: int | None
+    metrics_token: str | None
+    metrics_top: int
+    metrics_max_series: int
+    metrics_scrape_interval: timedelta
     max_queued_spans: int
     retention: timedelta | None
     prices: dict[str, PriceOverride]
     rules: RulesConfig
     keep_attributes: tuple[str, ...] = ()
+    forward: tuple[Upstream, ...] = ()
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -133,6 +181,7 @@ def resolve(flags: dict[str, Any]) -> Config:
         prices=parse_prices(document.get("prices", {}), values["config"]),
         rules=parse_rules_config(document, values["config"]),
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
+        forward=parse_forward(document.get("forward", []), values["config"]),
     )
 
 
@@ -148,7 +197,7 @@ def _from_flag_or_env(setting: Setting, flags: dict[str, Any]) -> Any:
 def _typed(value: Any, setting: Setting, where: str) -> Any:
     if setting.kind is timedelta:
         try:
-            return parse_duration(value)
+            return parse_duration(value, allow_zero=setting.name == "metrics_scrape_interval")
         except ValueError as error:
             raise ConfigError(f"{where}: {error} ({setting.help})") from None
     if setting.kind is bool:
@@ -216,3 +265,49 @@ def parse_attributes(section: Any, path: Path) -> tuple[str, ...]:
     if not isinstance(keep, list) or not all(isinstance(name, str) and name.strip() for name in keep):
         raise ConfigError(f"{path}: attributes.keep: expected a list of attribute names or patterns, got {keep!r}")
     return tuple(name.strip() for name in keep)
+
+
+_FORWARD_KEYS = {"endpoint", "protocol", "headers", "strip", "max_queue_mb", "timeout"}
+
+
+def parse_forward(section: Any, path: Path) -> tuple[Upstream, ...]:
+    """`[[forward]]`: endpoint = "http://collector:4318", protocol = "http/protobuf" | "grpc",
+    headers = { name = "value" }, strip = true, max_queue_mb = 256, timeout = "10s"."""
+    if not isinstance(section, list) or not all(isinstance(table, dict) for table in section):
+        raise ConfigError(f'{path}: forward: expected [[forward]] tables such as endpoint = "http://host:4318"')
+    upstreams = []
+    for index, table in enumerate(section):
+        where = f"{path}: forward[{index}]"
+        for key in table:
+            if key not in _FORWARD_KEYS:
+                raise ConfigError(f"{where}.{key}: unknown key; expected one of {', '.join(sorted(_FORWARD_KEYS))}")
+        endpoint, protocol = table.get("endpoint"), table.get("protocol", "http/protobuf")
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"{where}.protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        schemes = ("http://", "https://")
+        if not isinstance(endpoint, str) or not (endpoint.startswith(schemes) or (protocol == "grpc" and endpoint)):
+            raise ConfigError(f"{where}.endpoint: expected a URL such as http://collector:4318, got {endpoint!r}")
+        headers = table.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(value, str) for value in headers.values()):
+            raise ConfigError(f'{where}.headers: expected a table of strings such as {{ authorization = "..." }}')
+        strip = table.get("strip", True)
+        if not isinstance(strip, bool):
+            raise ConfigError(f"{where}.strip: expected true or false, got {strip!r}")
+        size = table.get("max_queue_mb", 256)
+        if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+            raise ConfigError(f"{where}.max_queue_mb: expected a number of megabytes above 0, got {size!r}")
+        try:
+            timeout = parse_duration(table.get("timeout", "10s"))
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}.timeout: {error}") from None
+        upstreams.append(
+            Upstream(
+                endpoint=endpoint,
+                protocol=protocol,
+                headers=tuple((str(name), value) for name, value in headers.items()),
+                strip=strip,
+                max_queue_bytes=int(size * 1024 * 1024),
+                timeout=timeout.total_seconds(),
+            )
+        )
+    return tuple(upstreams)

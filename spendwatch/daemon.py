@@ -28,19 +28,23 @@ from pathlib import Path
 import duckdb
 
 from spendwatch.collector.attributes import KeepList
+from spendwatch.collector.forward import start_forwarders
 from spendwatch.collector.grpc_receiver import GrpcReceiver
 from spendwatch.collector.http_receiver import HttpReceiver
 from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.migrations import NewerSchemaError
 from spendwatch.collector.pricing import Pricer
-from spendwatch.collector.read_api import ReadApi
+from spendwatch.collector.read_api import MetricsEndpoint, ReadApi
 from spendwatch.collector.readonly import ReadConnections
 from spendwatch.collector.self_metrics import start_self_metrics
 from spendwatch.collector.store import Store
+from spendwatch.collector.tally import CallTally
 from spendwatch.collector.web import HttpServers
 from spendwatch.collector.writer import Writer
 from spendwatch.config import Config
 from spendwatch.errors import UserError
+from spendwatch.exports.prometheus import DaemonMetrics
+from spendwatch.groups import GROUPS, METRIC_LABELS
 from spendwatch.rules.engine import RulesEngine
 
 logger = logging.getLogger("spendwatch.collector")
@@ -123,8 +127,10 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     if store.migrations_applied:
         logger.info("database %s: applied migrations %s", config.db, ", ".join(store.migrations_applied))
     writer = Writer(store, config.max_queued_spans)
+    counting_from = datetime.now(UTC)  # the spend counters of /metrics count the calls stored from here on
     writer.start()
     ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes))
+    ingest.forwarders = start_forwarders(list(config.forward), config.db.with_name(config.db.name + ".forward"))
     reads = ReadConnections(store)  # from here on, the database's settings are locked
     servers = HttpServers()
     http = HttpReceiver(ingest, ingest_token=config.ingest_token)
@@ -154,6 +160,18 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
                 "choose another --ui-port (0: any free port) or turn it off with --no-ui"
             ) from None
 
+    def counters() -> dict:
+        """The daemon's own counters, in memory: cheap enough for every scrape."""
+        return {
+            "spans_received": ingest.counts.received,
+            "spans_stored": writer.stored,
+            "spans_dropped": ingest.counts.dropped,
+            "spans_rejected": ingest.counts.rejected,
+            "duplicates_ignored": writer.duplicates,
+            "exports_in_flight": http.in_flight,
+            "spans_queued": writer.queued_spans,
+        }
+
     def status() -> dict:
         cursor = store.con.cursor()
         try:
@@ -177,18 +195,43 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "rules_loaded": len(engine["rules"].config.rules),
             "rule_evaluations": engine["rules"].evaluations,
             "delivery_rounds": engine["rules"].delivery_rounds,
-            "spans_received": ingest.counts.received,
-            "spans_stored": writer.stored,
-            "spans_dropped": ingest.counts.dropped,
-            "spans_rejected": ingest.counts.rejected,
-            "duplicates_ignored": writer.duplicates,
-            "exports_in_flight": http.in_flight,
-            "spans_queued": writer.queued_spans,
+            **counters(),
             "alert_deliveries_failing": failed_deliveries,
         }
 
-    read_api = ReadApi(reads, token, status)
+    tally = CallTally(
+        {label: GROUPS[label] for label in METRIC_LABELS},
+        lambda: reads.snapshot(writer.commit_lock),
+        lambda: engine["rules"].config.settle,
+        counting_from,
+    )
+    metrics = DaemonMetrics(
+        tally,
+        reads.run_query,
+        lambda: engine["rules"].config,
+        counters,
+        forwarding=lambda: [forwarder.stats() for forwarder in ingest.forwarders],
+        top=config.metrics_top,
+        max_series=config.metrics_max_series,
+        started_at=counting_from,
+        scrape_interval=config.metrics_scrape_interval,
+    )
+    metrics_endpoint = MetricsEndpoint(metrics.exposition, reads.executor, token, config.metrics_token)
+    read_api = ReadApi(reads, token, status, metrics_endpoint)
     read_api.url = f"http://127.0.0.1:{servers.add(read_api.app, '127.0.0.1', 0)}"
+    metrics_url = read_api.url + "/metrics"
+    if config.metrics_port is not None:
+        try:
+            metrics_port = servers.add(metrics_endpoint.app(), "127.0.0.1", config.metrics_port)
+            metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        except OSError as error:
+            grpc_receiver.stop(0)
+            writer.stop()
+            store.close()
+            raise StartupError(
+                f"cannot serve /metrics on 127.0.0.1:{config.metrics_port}: {error.strerror or error}; "
+                "choose another --metrics-port (0: any free port)"
+            ) from None
     started = threading.Event()  # ready means ready for everything: the daemon file is written too
     http.ready = lambda: started.is_set() and writer.healthy()
     servers.start()
@@ -207,6 +250,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         "http_port": http_port,
         "grpc_port": grpc_receiver.port,
         "read_url": read_api.url,
+        "metrics_url": metrics_url,
         "ui_url": dashboard.url if dashboard is not None else None,
     }
     ui_token = {"ui_token": dashboard.token} if dashboard is not None else {}
@@ -231,6 +275,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     grpc_receiver.stop()
     servers.stop()
     engine["rules"].stop()
+    for forwarder in ingest.forwarders:
+        forwarder.stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()

@@ -19,3 +19,9 @@ GROUPS = {
     "operation": "operation",
 }
 DAY = "DATE '1970-01-01' + CAST(epoch_us(start_time) // 86400000000 AS INTEGER)"
+
+# The attribution dimensions (user, tenant, feature, agent, conversation): each also a name in GROUPS, once
+# calls carry them. Everything that breaks spend down by who or what asked for it reads them from here.
+ATTRIBUTION: tuple[str, ...] = ()
+# The labels of the daemon's spend counters (`/metrics`): who spent, on what, through which key.
+METRIC_LABELS: tuple[str, ...] = ("provider", "model", "service", "api_key_id", *ATTRIBUTION)

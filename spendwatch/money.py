@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import math
 
+# The column of a call's cost at list prices. Until list prices are stored apart from what is paid, it is
+# `cost_usd` itself (no discounts are known); name their column here (`list_cost_usd`) and every export
+# of list cost — the metrics' `spendwatch_list_cost_usd_total`, FOCUS's ListCost — follows.
+LIST_COST_COLUMN = "cost_usd"
+
 
 def usd(amount: float | None, missing: str = "") -> str:
     """Dollars to the cent from a dollar up; below, to two significant digits, at least to $0.0001 (a

@@ -21,6 +21,13 @@ GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_to
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"  # the anthropic SDK's name
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"  # a metric attribute: input or output
+TOKEN_TYPE_INPUT = "input"
+TOKEN_TYPE_OUTPUT = "output"
+# GenAI client metrics (histograms the instrumentation records through the app's meter provider).
+GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+
 # General semantic conventions.
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"

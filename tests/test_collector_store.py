@@ -46,6 +46,7 @@ LLM_CALLS_SCHEMA = [
     ("model", "VARCHAR"),
     ("unpriced", "BOOLEAN"),
     ("fees_usd", "DOUBLE"),
+    ("received_at", "TIMESTAMP WITH TIME ZONE"),
 ]
 
 
@@ -59,6 +60,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m005_call_identity",
         "m006_named_meanings",
         "m007_usage_fees",
+        "m008_metrics_received_at",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -70,6 +72,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m005_call_identity",
         "m006_named_meanings",
         "m007_usage_fees",
+        "m008_metrics_received_at",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]

@@ -19,6 +19,7 @@ from spendwatch.cli.options import Choice, config_from, database
 @click.option("--no-ui", "ui", flag_value=False, default=None, help="serve no dashboard (also SPENDWATCH_UI=off)")
 @click.option("--ingest-token", help="require this bearer token on OTLP (needed beyond loopback)")
 @click.option("--metrics-endpoint", help="export the daemon's own counters over OTLP/HTTP to this URL")
+@click.option("--metrics-port", type=int, help="also serve /metrics on this port of 127.0.0.1 (0: any free port)")
 @click.option("--log-level", type=Choice(("debug", "info", "warning", "error")), default="info")
 @click.option("--log-format", type=Choice(("plain", "json")), default="plain")
 def up(log_level: str, log_format: str, **flags) -> int:

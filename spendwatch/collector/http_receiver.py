@@ -112,6 +112,8 @@ class HttpReceiver:
         except Exception as error:  # a failed write (logged by the writer), or one that takes too long: retryable
             text = f"could not store the export ({type(error).__name__}); retry"
             return _failure(503, otlp.UNAVAILABLE, text, media, retry=True)
+        if self.ingest.forwarders:
+            await loop.run_in_executor(None, self.ingest.stored, message)
         outcome = self.ingest.outcome(refusals, written)
         if outcome.rejected:  # some spans refused, the rest stored: OTLP's partial success
             response.partial_success.rejected_spans = outcome.rejected

@@ -35,6 +35,7 @@ class Ingest:
         self.counts = Counts()
         self._lock = threading.Lock()
         self.other_signals = 0  # metric and log exports: acknowledged, not stored
+        self.forwarders: list[Any] = []  # collector/forward.py: each stored export is queued for each upstream
 
     def submit_traces(self, request: Any) -> tuple[Future | None, Counter[str]]:
         """Rows of the request queued for the writer (None when it has none), and why spans were refused.
@@ -69,7 +70,17 @@ class Ingest:
         """Returns once the request's calls are committed; raises `Overloaded` or the write's error."""
         future, refusals = self.submit_traces(request)
         written = future.result(timeout=COMMIT_TIMEOUT_SECONDS) if future is not None else None
+        self.stored(request)
         return self.outcome(refusals, written)
+
+    def stored(self, request: Any) -> None:
+        """The export is stored and about to be acknowledged: queue it for each upstream, so that an export
+        is forwarded once for every time it is acknowledged (an exporter's retry of a failed one is not)."""
+        for forwarder in self.forwarders:
+            try:
+                forwarder.enqueue(request, self.keep)
+            except Exception as error:  # a full disk costs the upstream this export, never the local store
+                logger.error("could not queue an export for %s: %s", forwarder.upstream.endpoint, error)
 
     def export_other(self, request: Any) -> None:
         with self._lock:

@@ -30,8 +30,46 @@ logger = logging.getLogger("spendwatch.collector")
 MAX_QUERY_BYTES = 1024 * 1024
 
 
+# `Accept` header -> (body, content type): the Prometheus exposition (exports/prometheus.py)
+Exposition = Callable[[str], tuple[bytes, str]]
+
+
+def _refused(request: Request, *accepted: bytes) -> Response | None:
+    supplied = request.headers.get("authorization", "").encode()
+    if any(hmac.compare_digest(supplied, expected) for expected in accepted):
+        return None
+    return JSONResponse({"error": "missing or wrong token"}, status_code=401, headers={"connection": "close"})
+
+
+class MetricsEndpoint:
+    """`GET /metrics` behind the read token (or a token of its own for a scraper's config), computed on a
+    read thread: a scrape never holds the loop."""
+
+    def __init__(self, exposition: Exposition, executor: Any, *tokens: str | None) -> None:
+        self.exposition = exposition
+        self.executor = executor
+        self.accepted = tuple(f"Bearer {token}".encode() for token in tokens if token)
+
+    async def serve(self, request: Request) -> Response:
+        refused = _refused(request, *self.accepted)
+        if refused is not None:
+            return refused
+        accept = request.headers.get("accept", "")
+        body, content_type = await asyncio.get_running_loop().run_in_executor(self.executor, self.exposition, accept)
+        return Response(body, headers={"content-type": content_type})
+
+    def app(self) -> Any:
+        return log_requests("metrics", Starlette(routes=[Route("/metrics", self.serve)]))
+
+
 class ReadApi:
-    def __init__(self, reads: ReadConnections, token: str, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        reads: ReadConnections,
+        token: str,
+        status: Callable[[], dict[str, Any]],
+        metrics: MetricsEndpoint | None = None,
+    ) -> None:
         self.reads = reads
         self.expected_authorization = f"Bearer {token}".encode()
         self.status = status
@@ -40,14 +78,13 @@ class ReadApi:
             Route("/status", self.status_endpoint),
             Route("/query", self.query, methods=["POST"]),
         ]
+        if metrics is not None:
+            routes.append(Route("/metrics", metrics.serve))
         self.app = log_requests("read api", Starlette(routes=routes))
         self.url = ""  # set once the daemon has bound its port
 
     def _refused(self, request: Request) -> Response | None:
-        supplied = request.headers.get("authorization", "").encode()
-        if hmac.compare_digest(supplied, self.expected_authorization):
-            return None
-        return JSONResponse({"error": "missing or wrong token"}, status_code=401, headers={"connection": "close"})
+        return _refused(request, self.expected_authorization)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})

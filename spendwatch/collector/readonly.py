@@ -22,8 +22,9 @@ import json
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -187,6 +188,13 @@ class ReadConnections:
     def query_json(self, sql: str, params: list[Any], *, capped: bool = True) -> bytes:
         """`query_json` on a free read connection; uncapped only for the dashboard's own aggregates."""
         check_read_only(sql)  # before waiting for a connection
+        with self._connection() as cursor:
+            if capped:
+                return query_json(cursor, sql, params=params)
+            return query_json(cursor, sql, params=params, max_rows=None, max_bytes=None)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
         with self._lock:
             if self._store.con is not self._base:
                 self._prepare()
@@ -196,11 +204,24 @@ class ReadConnections:
         except queue.Empty:
             raise QueryError(f"every read connection was busy for {QUERY_TIMEOUT_SECONDS:g} s; try again") from None
         try:
-            if capped:
-                return query_json(cursor, sql, params=params)
-            return query_json(cursor, sql, params=params, max_rows=None, max_bytes=None)
+            yield cursor
         finally:
             free.put(cursor)
+
+    @contextlib.contextmanager
+    def snapshot(self, between_writes: threading.Lock) -> Iterator[tuple[Any, datetime]]:
+        """A read connection in a read-only transaction begun while `between_writes` (the writer's commit lock)
+        was held, and the time it was begun: it sees every write that started before then and nothing of any
+        write after. For the daemon's own queries, which run as written (no statement check, no caps)."""
+        with self._connection() as cursor:
+            with between_writes:
+                cursor.execute("BEGIN TRANSACTION READ ONLY")
+                cursor.execute("SELECT count(*) FROM llm_call_spans WHERE false").fetchall()  # the snapshot, now
+                taken_at = datetime.now(UTC)
+            try:
+                yield cursor, taken_at
+            finally:
+                cursor.execute("ROLLBACK")
 
     def run_query(self, sql: str, params: list[Any]) -> tuple[list[str], list[list[Any]]]:
         document = json.loads(self.query_json(sql, params, capped=False))

@@ -82,6 +82,7 @@ _TYPED = frozenset(
         *(name for names in _TOKENS.values() for name in names),
     }
 )
+TYPED_ATTRIBUTES = _TYPED  # the names read into columns: what forwarding keeps beside the allow-list
 
 # What a key id looks like: spendwatch's are 16 hex digits; other tools' are word-like. Anything else is a
 # scrubber's mark ("[Scrubbed due to 'api_key']", "****"), which would make every key one key.

@@ -74,6 +74,9 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # The `received_at` of the last write: each write's is later than the one before, so that the rows
+        # stored after a moment are the rows received after it (collector/tally.py reads them so).
+        self.last_received_at = datetime.fromtimestamp(0, UTC)
         self._open()
 
     def _open(self) -> None:
@@ -91,8 +94,8 @@ class Store:
         select = ", ".join(_NS_TO_TIMESTAMP.format(name) if name in ("start_ns", "end_ns") else name for name in names)
         target = ", ".join({"start_ns": "start_time", "end_ns": "end_time"}.get(name, name) for name in names)
         self._move = f"""
-            INSERT INTO llm_call_spans ({target}, duration_ms)
-            SELECT DISTINCT ON (trace_id, span_id) {select}, (end_ns - start_ns) / 1e6
+            INSERT INTO llm_call_spans ({target}, duration_ms, received_at)
+            SELECT DISTINCT ON (trace_id, span_id) {select}, (end_ns - start_ns) / 1e6, $received_at
             FROM {_STAGING} AS incoming
             WHERE NOT EXISTS (
                 SELECT 1 FROM llm_call_spans AS stored
@@ -125,7 +128,11 @@ class Store:
                 self._appender.flush()
                 first = datetime.fromtimestamp(min(row[3] for row in rows) / 1e9, UTC) - SAME_CALL_HORIZON
                 last = datetime.fromtimestamp(max(row[3] for row in rows) / 1e9, UTC) + SAME_CALL_HORIZON
-                (inserted,) = con.execute(self._move, {"first": first, "last": last}).fetchone()
+                received_at = max(datetime.now(UTC), self.last_received_at + timedelta(microseconds=1))
+                self.last_received_at = received_at
+                (inserted,) = con.execute(
+                    self._move, {"first": first, "last": last, "received_at": received_at}
+                ).fetchone()
                 if inserted:
                     resolve_batch(con, _STAGING, first, last)
             if links:  # a link can join spans of a call that are already stored

@@ -74,6 +74,9 @@ class Writer:
         self.stored = 0
         self.duplicates = 0
         self.last_write_failed = False
+        # Held while a write is in its transaction: a reader that takes it sees every write before it
+        # committed and none half-way (collector/tally.py counts calls from such a snapshot).
+        self.commit_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
@@ -165,7 +168,8 @@ class Writer:
         with self._lock:
             self._queued_spans -= len(rows) + len(links)
         try:
-            inserted = self.store.write(rows, links, dropped)
+            with self.commit_lock:
+                inserted = self.store.write(rows, links, dropped)
         except DATA_ERRORS as error:
             # Something in the rows themselves: the other exports in this commit are not to pay for it.
             # Only the error's type: its message may quote a value from a span.
@@ -198,14 +202,17 @@ class Writer:
 
     def _write_isolating(self, batch: _Batch) -> tuple[int, int]:
         try:
-            return self.store.write(batch.rows, batch.links, batch.dropped_attributes), 0
+            with self.commit_lock:
+                return self.store.write(batch.rows, batch.links, batch.dropped_attributes), 0
         except DATA_ERRORS:
             self.store.recover()
-        self.store.write([], batch.links, batch.dropped_attributes)
+        with self.commit_lock:
+            self.store.write([], batch.links, batch.dropped_attributes)
         inserted = refused = 0
         for row in batch.rows:
             try:
-                inserted += self.store.write([row])
+                with self.commit_lock:
+                    inserted += self.store.write([row])
             except DATA_ERRORS as error:
                 logger.warning("refused a call that cannot be stored (%s)", type(error).__name__)
                 refused += 1
@@ -224,7 +231,9 @@ class Writer:
 
     def _run_call(self, function: Callable[[Store], Any], future: Future) -> None:
         try:
-            _settle(future, function(self.store))
+            with self.commit_lock:
+                result = function(self.store)
+            _settle(future, result)
         except Exception as error:
             _fail(future, error)
 

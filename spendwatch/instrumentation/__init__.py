@@ -4,6 +4,9 @@ Runs inside the user's app, so it imports nothing from the collector or the rule
 `SpendwatchInstrumentor` is registered under the `opentelemetry_instrumentor` entry point, so
 `opentelemetry-instrument python app.py` turns it on; `spendwatch.instrument()` does the same from code.
 
+Each call also records the semantic conventions' GenAI client metrics through the app's meter provider
+(`instrumentation/metrics.py`); `instrument(meter_provider=...)` names one.
+
 Sampling: an LLM call that is not counted is this product's worst bug, so spendwatch's spans bypass the
 app's sampler. They go through the app's own span processors and exporters, but are always recorded
 and sampled, whatever `OTEL_TRACES_SAMPLER` says; everything else in the app is sampled as configured.
@@ -22,6 +25,7 @@ from spendwatch import semconv
 from spendwatch.instrumentation import transport
 from spendwatch.instrumentation.call import Recorder
 from spendwatch.instrumentation.families.registry import Classifier
+from spendwatch.instrumentation.metrics import ClientMetrics
 from spendwatch.version import __version__
 
 
@@ -33,7 +37,7 @@ class SpendwatchInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = unsampled_tracer(kwargs.get("tracer_provider") or trace.get_tracer_provider())
-        transport.patch(Recorder(tracer, Classifier.from_env()))
+        transport.patch(Recorder(tracer, Classifier.from_env(), ClientMetrics(kwargs.get("meter_provider"))))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         transport.unpatch()

@@ -28,6 +28,7 @@ from spendwatch._internal import log_internal_error
 from spendwatch.instrumentation.families import request_json
 from spendwatch.instrumentation.families.registry import Classifier, Match
 from spendwatch.instrumentation.keys import api_key_from_request, api_key_hint, api_key_id
+from spendwatch.instrumentation.metrics import ClientMetrics
 from spendwatch.instrumentation.request import Request
 from spendwatch.instrumentation.streams import (
     BodyReader,
@@ -46,11 +47,13 @@ _MAX_ESTIMATE_DEPTH = 32
 
 
 class Recorder:
-    """What the patched transports share: the classifier and the tracer that spans go to."""
+    """What the patched transports share: the classifier, the tracer that spans go to, and the GenAI
+    client metrics (None: not recorded)."""
 
-    def __init__(self, tracer: Tracer, classifier: Classifier) -> None:
+    def __init__(self, tracer: Tracer, classifier: Classifier, metrics: ClientMetrics | None = None) -> None:
         self.tracer = tracer
         self.classifier = classifier
+        self.metrics = metrics
 
     def start(self, request: Request) -> Call | None:
         """A call for a request the transport has already seen to be a POST to a path we know."""
@@ -296,6 +299,9 @@ class Call:
             span.end(end_time=end_ns)
         finally:
             detach(token)
+        if self.recorder.metrics is not None:
+            seconds = (end_ns - self.start_ns) / 1e9
+            self.recorder.metrics.record(attributes, seconds, self.input_tokens, self.output_tokens, estimated)
 
 
 def _estimate_tokens(chars: int) -> int:
