@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import collector_down, ingest, metrics, overhead, scale
+from benchmarks import attribution, collector_down, ingest, metrics, overhead, scale
 from benchmarks.common import ROOT, Section, machine, table
 
 BENCHMARKS = {
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "ingest": ingest.run,
     "scale": scale.run,
     "metrics": metrics.run,
+    "attribution": attribution.run,
 }
 
 

@@ -12,7 +12,15 @@ from typing import Any
 
 from spendwatch.version import __version__
 
-__all__ = ["__version__", "instrument", "uninstrument"]
+__all__ = [
+    "BudgetExceeded",
+    "__version__",
+    "attribute",
+    "budget_exceeded",
+    "instrument",
+    "last_call",
+    "uninstrument",
+]
 
 
 def instrument(tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -35,3 +43,20 @@ def uninstrument() -> None:
     from spendwatch.instrumentation import SpendwatchInstrumentor
 
     SpendwatchInstrumentor().uninstrument()
+
+
+def __getattr__(name: str) -> Any:
+    """`attribute`, `last_call`, `BudgetExceeded`, `budget_exceeded`: imported when first used."""
+    if name == "attribute":
+        from spendwatch.instrumentation.attribution import attribute
+
+        return attribute
+    if name == "last_call":
+        from spendwatch.instrumentation.call import last_call
+
+        return last_call
+    if name in ("BudgetExceeded", "budget_exceeded"):
+        from spendwatch.instrumentation import budgets
+
+        return getattr(budgets, name)
+    raise AttributeError(f"module 'spendwatch' has no attribute {name!r}")

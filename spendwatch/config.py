@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from spendwatch.collector.attribution import DEFAULT_SOURCES, DIMENSIONS, HASH_KEY_ENV, AttributionConfig
 from spendwatch.collector.forward import PROTOCOLS, Upstream
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.durations import parse_duration
@@ -125,6 +126,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "keys",
     "daemon",
     "attributes",
+    "attribution",
     "forward",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
@@ -156,6 +158,7 @@ class Config:
     prices: dict[str, PriceOverride]
     rules: RulesConfig
     keep_attributes: tuple[str, ...] = ()
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
     forward: tuple[Upstream, ...] = ()
 
 
@@ -181,6 +184,7 @@ def resolve(flags: dict[str, Any]) -> Config:
         prices=parse_prices(document.get("prices", {}), values["config"]),
         rules=parse_rules_config(document, values["config"]),
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
+        attribution=parse_attribution(document.get("attribution", {}), values["config"]),
         forward=parse_forward(document.get("forward", []), values["config"]),
     )
 
@@ -265,6 +269,33 @@ def parse_attributes(section: Any, path: Path) -> tuple[str, ...]:
     if not isinstance(keep, list) or not all(isinstance(name, str) and name.strip() for name in keep):
         raise ConfigError(f"{path}: attributes.keep: expected a list of attribute names or patterns, got {keep!r}")
     return tuple(name.strip() for name in keep)
+
+
+def parse_attribution(section: Any, path: Path) -> AttributionConfig:
+    """`[attribution]`: which span attributes name each dimension (`user = ["enduser.id", "app.user"]`), and
+    `hash_users = true` to store end-user ids as keyed hashes under $SPENDWATCH_USER_HASH_KEY."""
+    if not isinstance(section, dict):
+        raise ConfigError(f'{path}: attribution: expected a table such as {{ user = ["enduser.id"] }}, got {section!r}')
+    sources = dict(DEFAULT_SOURCES)
+    hash_key = None
+    for key, value in section.items():
+        where = f"{path}: attribution.{key}"
+        if key == "hash_users":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            if value:
+                secret = os.environ.get(HASH_KEY_ENV, "")
+                if len(secret) < 16:
+                    raise ConfigError(f"{where}: needs {HASH_KEY_ENV} set to a secret of at least 16 characters")
+                hash_key = secret.encode()
+        elif key in DIMENSIONS:
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+                raise ConfigError(f"{where}: expected an attribute name or a list of them, got {value!r}")
+            sources[key] = tuple(names)
+        else:
+            raise ConfigError(f"{where}: unknown key; expected one of {', '.join((*DIMENSIONS, 'hash_users'))}")
+    return AttributionConfig(sources=sources, hash_key=hash_key)
 
 
 _FORWARD_KEYS = {"endpoint", "protocol", "headers", "strip", "max_queue_mb", "timeout"}

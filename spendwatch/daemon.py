@@ -129,7 +129,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     writer = Writer(store, config.max_queued_spans)
     counting_from = datetime.now(UTC)  # the spend counters of /metrics count the calls stored from here on
     writer.start()
-    ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes))
+    ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes), config.attribution)
     ingest.forwarders = start_forwarders(list(config.forward), config.db.with_name(config.db.name + ".forward"))
     reads = ReadConnections(store)  # from here on, the database's settings are locked
     servers = HttpServers()
@@ -234,6 +234,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             ) from None
     started = threading.Event()  # ready means ready for everything: the daemon file is written too
     http.ready = lambda: started.is_set() and writer.healthy()
+    http.budget_state = lambda: engine["rules"].budget_state()
     servers.start()
     grpc_receiver.start()
     engine["rules"].start()
@@ -309,4 +310,5 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     engine["rules"].start()
     ingest.pricer = Pricer(config.prices)
     ingest.keep = KeepList(config.keep_attributes)
+    ingest.attribution = config.attribution
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))

@@ -2,11 +2,14 @@
 the rules' `group_by`, the dashboard's stacks and the alerts' top spenders.
 
 `model` is the model that answered, else the one asked (a column of `llm_calls`); `service` is short for
-`service_name`; `day` is a UTC day by integer arithmetic on the epoch (`date_trunc` on a TIMESTAMPTZ asks the
-ICU calendar for every row: 15x the cost of the rest of a report's query at 10M calls).
+`service_name`; `user` ... `conversation` say who a call was for; `tag.<name>` is a free-form tag; `day`
+is a UTC day by integer arithmetic on the epoch (`date_trunc` on a TIMESTAMPTZ asks the ICU calendar for
+every row: 15x the cost of the rest of a report's query at 10M calls).
 """
 
 from __future__ import annotations
+
+import re
 
 GROUPS = {
     "provider": "provider",
@@ -17,11 +20,28 @@ GROUPS = {
     "service_name": "service_name",
     "service": "service_name",
     "operation": "operation",
+    # who a call was for (collector/attribution.py)
+    "user": "user",
+    "tenant": "tenant",
+    "feature": "feature",
+    "agent": "agent",
+    "conversation": "conversation",
 }
+# The attribution dimensions: each also a name in GROUPS. Everything that breaks spend down by who or what
+# asked for it reads them from here.
+ATTRIBUTION = ("user", "tenant", "feature", "agent", "conversation")
+_TAG = re.compile(r"tag\.([A-Za-z0-9_.-]{1,64})")
+
+
+def expression(name: str) -> str | None:
+    """The SQL a group name stands for: one of `GROUPS`, or `tag.<name>` for a free-form tag; None if neither."""
+    if name in GROUPS:
+        return GROUPS[name]
+    tag = _TAG.fullmatch(name)
+    return f"tags['{tag.group(1)}']" if tag else None
+
+
 DAY = "DATE '1970-01-01' + CAST(epoch_us(start_time) // 86400000000 AS INTEGER)"
 
-# The attribution dimensions (user, tenant, feature, agent, conversation): each also a name in GROUPS, once
-# calls carry them. Everything that breaks spend down by who or what asked for it reads them from here.
-ATTRIBUTION: tuple[str, ...] = ()
 # The labels of the daemon's spend counters (`/metrics`): who spent, on what, through which key.
 METRIC_LABELS: tuple[str, ...] = ("provider", "model", "service", "api_key_id", *ATTRIBUTION)

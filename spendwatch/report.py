@@ -21,10 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
 from spendwatch.errors import UserError
-from spendwatch.groups import DAY, GROUPS
+from spendwatch.groups import ATTRIBUTION, DAY, GROUPS, expression
 
-REPORT_GROUPS = ("provider", "model", "api_key_id", "service_name", "service", "operation")
-DIMENSIONS = {**{name: GROUPS[name] for name in REPORT_GROUPS}, "day": DAY}
+REPORT_GROUPS = ("provider", "model", "api_key_id", "service_name", "service", "operation", *ATTRIBUTION)
+DIMENSIONS = {**{name: GROUPS[name] for name in REPORT_GROUPS}, "day": DAY}  # and `tag.<name>`
 MEASURES = (
     "calls",
     "errors",
@@ -65,14 +65,18 @@ class Report:
 def parse_groups(text: str) -> list[str]:
     by = [name.strip() for name in text.split(",") if name.strip()]
     for name in by:
-        if name not in DIMENSIONS:
-            raise UserError(f"--by: unknown group {name!r}; expected any of {', '.join(DIMENSIONS)}")
+        if name not in DIMENSIONS and expression(name) is None:
+            raise UserError(f"--by: unknown group {name!r}; expected any of {', '.join(DIMENSIONS)}, or tag.NAME")
     return by
+
+
+def _group_sql(name: str) -> str:
+    return DIMENSIONS.get(name) or expression(name) or "NULL"
 
 
 def report_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
     """The measures (but the cache-hit share, a ratio) per group and UTC day."""
-    groups = "".join(f"{DIMENSIONS[name]} AS {name}, " for name in by)
+    groups = "".join(f'{_group_sql(name)} AS "{name}", ' for name in by)
     where, params = _period(start)
     sql = f"""
         SELECT {groups}{_DAY} AS report_day,

@@ -54,7 +54,18 @@ def default_endpoint(db: Path) -> str:
     return "http://localhost:4317"
 
 
-def exec_instrumented(command: list[str], endpoint: str) -> None:
+def budgets_url(db: Path) -> str | None:
+    """Where the running daemon of `db` says which enforced budgets are spent (its OTLP/HTTP port)."""
+    from spendwatch.reads import running_daemon
+
+    info = running_daemon(db)
+    if info is None:
+        return None
+    host = "127.0.0.1" if info["host"] in ("0.0.0.0", "::", "") else info["host"]
+    return f"http://{host}:{info['http_port']}/v1/spendwatch/budgets"
+
+
+def exec_instrumented(command: list[str], endpoint: str, budgets: str | None = None) -> None:
     """Replace this process with the instrumented program: its signals and exit code are its own."""
     if not command:
         raise UserError("nothing to run: spendwatch run [--endpoint URL] -- CMD ...")
@@ -65,6 +76,8 @@ def exec_instrumented(command: list[str], endpoint: str) -> None:
         raise UserError("opentelemetry-instrument is not installed beside spendwatch; reinstall spendwatch")
     program = shutil.which(command[0]) or command[0]
     env = run_environment(command, endpoint, dict(os.environ))
+    if budgets:
+        env.setdefault("SPENDWATCH_BUDGETS_URL", budgets)
     try:
         os.execve(instrument, [instrument, program, *command[1:]], env)
     except OSError as error:

@@ -58,6 +58,18 @@ SPENDWATCH_REQUEST_IMAGE_SIZE = "spendwatch.request.image_size"
 SPENDWATCH_REQUEST_IMAGE_QUALITY = "spendwatch.request.image_quality"
 SPENDWATCH_RESPONSE_TOOL_CALLS = "spendwatch.response.tool_calls"  # the types of the tool calls in the answer
 
+# Who a call was for (attribution). The semantic conventions' names where they exist; spendwatch's own
+# beside them. The app sets them with `spendwatch.attribute(...)` or OpenTelemetry baggage, and any span
+# around a call can carry them (an agent framework's agent-run span).
+ENDUSER_ID = "enduser.id"
+USER_ID = "user.id"  # the newer spelling of enduser.id
+SESSION_ID = "session.id"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
+SPENDWATCH_TENANT = "spendwatch.tenant"
+SPENDWATCH_FEATURE = "spendwatch.feature"
+SPENDWATCH_TAG_PREFIX = "spendwatch.tag."  # + the tag's name: free-form tags
+
 # gen_ai.operation.name values.
 OPERATION_CHAT = "chat"
 OPERATION_GENERATE_CONTENT = "generate_content"

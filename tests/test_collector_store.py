@@ -47,6 +47,12 @@ LLM_CALLS_SCHEMA = [
     ("unpriced", "BOOLEAN"),
     ("fees_usd", "DOUBLE"),
     ("received_at", "TIMESTAMP WITH TIME ZONE"),
+    ("user", "VARCHAR"),
+    ("tenant", "VARCHAR"),
+    ("feature", "VARCHAR"),
+    ("agent", "VARCHAR"),
+    ("conversation", "VARCHAR"),
+    ("tags", "MAP(VARCHAR, VARCHAR)"),
 ]
 
 
@@ -61,6 +67,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m006_named_meanings",
         "m007_usage_fees",
         "m008_metrics_received_at",
+        "m009_attribution",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -73,10 +80,11 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m006_named_meanings",
         "m007_usage_fees",
         "m008_metrics_received_at",
+        "m009_attribution",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
-    assert span_columns[-5:] == [
+    assert span_columns[-11:-6] == [
         ("superseded", "BOOLEAN"),
         ("superseded_by", "VARCHAR"),
         ("supersede_rule", "VARCHAR"),
@@ -88,6 +96,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         ("span_id", "VARCHAR"),
         ("parent_span_id", "VARCHAR"),
         ("received_at", "TIMESTAMP WITH TIME ZONE"),
+        ("attribution", "VARCHAR"),
     ]
     assert [row[:2] for row in con.execute("DESCRIBE dropped_attributes").fetchall()] == [
         ("name", "VARCHAR"),

@@ -67,10 +67,11 @@ def status(db: str | None, config: str | None, output: str) -> int:
 @click.option("--db", help="find the daemon of this database (default as for `up`)")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(endpoint: str | None, db: str | None, command: tuple[str, ...]) -> int:
-    from spendwatch.run import default_endpoint, exec_instrumented
+    from spendwatch.run import budgets_url, default_endpoint, exec_instrumented
 
     program = list(command[1:] if command[:1] == ("--",) else command)
-    exec_instrumented(program, endpoint or default_endpoint(config_from(db=db).db))
+    database = config_from(db=db).db
+    exec_instrumented(program, endpoint or default_endpoint(database), None if endpoint else budgets_url(database))
     return 0  # not reached: the program replaced this process
 
 

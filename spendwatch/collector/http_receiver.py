@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from spendwatch.collector import otlp
@@ -37,6 +37,10 @@ MAX_EXPORTS_IN_FLIGHT = int(os.environ.get("SPENDWATCH_MAX_EXPORTS_IN_FLIGHT") o
 ENCODINGS = ("identity", "gzip", "deflate")
 
 
+# Where apps read the state of enforced budgets: on the OTLP/HTTP port they already reach.
+BUDGETS_PATH = "/v1/spendwatch/budgets"
+
+
 class HttpReceiver:
     """The OTLP/HTTP app; `ready` says whether ingest can accept (set by the daemon once it has started)."""
 
@@ -47,8 +51,10 @@ class HttpReceiver:
         self.max_body_bytes = max_body_bytes
         self.expected_authorization = f"Bearer {ingest_token}".encode() if ingest_token else None
         self.ready: Callable[[], bool] = lambda: True
+        self.budget_state: Callable[[], dict] = lambda: {"blocks": []}  # the daemon's rules, once they run
         self.in_flight = 0
         routes = [Route("/health", self.health), Route("/ready", self.readiness)]
+        routes.append(Route(BUDGETS_PATH, self.budgets))
         routes += [Route(path, self.export, methods=["POST"]) for path in otlp.SIGNALS]
         self.app = log_requests("otlp/http", Starlette(routes=routes))
 
@@ -59,6 +65,14 @@ class HttpReceiver:
         if self.ready():
             return PlainTextResponse("ready\n")
         return PlainTextResponse("not ready: starting, or the writer cannot take exports now\n", status_code=503)
+
+    async def budgets(self, request: Request) -> Response:
+        """Which calls the instrumentation is to refuse: enforced budgets spent (behind the ingest token)."""
+        if self.expected_authorization is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), self.expected_authorization
+        ):
+            return JSONResponse({"error": "missing or wrong ingest token"}, status_code=401)
+        return JSONResponse(self.budget_state(), headers={"cache-control": "no-store"})
 
     async def export(self, request: Request) -> Response:
         media = otlp.otlp_media_type(request.headers.get("content-type"))

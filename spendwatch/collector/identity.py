@@ -53,7 +53,8 @@ MAX_ANCESTRY_DEPTH = 256
 NATIVE_SCOPES = frozenset({"com.anthropic.sdk.python"})
 
 # Typed columns a group's leader may take from the other spans of its call, when it has none.
-FILLABLE_COLUMNS = ("operation", "request_model", "response_model", "response_id", "streaming")
+ATTRIBUTION_COLUMNS = ("user", "tenant", "feature", "agent", "conversation", "tags")
+FILLABLE_COLUMNS = ("operation", "request_model", "response_model", "response_id", "streaming", *ATTRIBUTION_COLUMNS)
 FILLED = "spendwatch.filled"  # {attribute name, or "@" + column: the span id it came from}
 COLUMN_MARK = "@"
 # Attributes that describe one span (its request on the wire, its own bookkeeping), never filled across.
@@ -82,6 +83,12 @@ class Span:
     operation: str | None = None
     streaming: bool | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None
+    tenant: str | None = None
+    feature: str | None = None
+    agent: str | None = None
+    conversation: str | None = None
+    tags: dict[str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spendwatch.collector.attributes import KeepList
+from spendwatch.collector.attribution import AttributionConfig
 from spendwatch.collector.pricing import Pricer, price_rows
 from spendwatch.collector.spans import Counts, Extract, rows_from_request
 from spendwatch.collector.writer import Writer, Written
@@ -28,10 +29,17 @@ class Outcome:
 
 
 class Ingest:
-    def __init__(self, writer: Writer, pricer: Pricer, keep: KeepList | None = None) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        pricer: Pricer,
+        keep: KeepList | None = None,
+        attribution: AttributionConfig | None = None,
+    ) -> None:
         self.writer = writer
         self.pricer = pricer
         self.keep = keep or KeepList()
+        self.attribution = attribution or AttributionConfig()
         self.counts = Counts()
         self._lock = threading.Lock()
         self.other_signals = 0  # metric and log exports: acknowledged, not stored
@@ -45,7 +53,10 @@ class Ingest:
         counts = Counts()
         refusals: Counter[str] = Counter()
         extract = Extract(links=[], dropped_attributes=Counter())
-        rows = price_rows(rows_from_request(request, counts, refusals, keep=self.keep, extract=extract), self.pricer)
+        rows = price_rows(
+            rows_from_request(request, counts, refusals, keep=self.keep, extract=extract, attribution=self.attribution),
+            self.pricer,
+        )
         with self._lock:
             self.counts.received += counts.received
             self.counts.kept += counts.kept

@@ -269,7 +269,8 @@ def m005_call_identity(con: duckdb.DuckDBPyConnection) -> None:
     which rule (`superseded_by`, `supersede_rule`); `provider_raw` keeps the provider's spelling where it
     differed from the stored name; `span_links` holds, for a while, the parents of spans that are not model
     calls, so that ancestry runs through them; `dropped_attributes` counts the attribute names the
-    allow-list dropped. The stored spans are decided again under the new rules.
+    allow-list dropped. The stored spans are decided again under the new rules once every migration has
+    run (`REDECIDE_AFTER`): the decision reads columns later migrations add.
     """
     con.execute("DROP VIEW llm_calls")
     con.execute("ALTER TABLE llm_call_spans ADD COLUMN superseded_by VARCHAR")
@@ -296,9 +297,6 @@ def m005_call_identity(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute(LLM_CALLS_VIEW_M005)
-    from spendwatch.collector.resolve import resolve_stored
-
-    resolve_stored(con, since=None)
 
 
 @migration
@@ -373,6 +371,35 @@ def m008_metrics_received_at(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m009_attribution(con: duckdb.DuckDBPyConnection) -> None:
+    """Who a call was for: `user`, `tenant`, `feature`, `agent`, `conversation` and a map of `tags` as
+    columns of `llm_calls` (collector/attribution.py); `span_links.attribution`, what a span that is not a
+    model call says of them, for the calls beneath it."""
+    con.execute("DROP VIEW llm_calls")
+    for column in ("user", "tenant", "feature", "agent", "conversation"):
+        con.execute(f"ALTER TABLE llm_call_spans ADD COLUMN {column} VARCHAR")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN tags MAP(VARCHAR, VARCHAR)")
+    con.execute("ALTER TABLE span_links ADD COLUMN attribution VARCHAR")
+    con.execute(
+        """
+        CREATE VIEW llm_calls AS
+        SELECT
+            trace_id, span_id, parent_span_id, start_time, end_time, duration_ms, service_name, provider,
+            operation, request_model, response_model, response_id, streaming, input_tokens, output_tokens,
+            cache_read_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_usd, api_key_id,
+            api_key_hint, status_code, error_type, finish_reasons, server_address, attributes,
+            (input_tokens IS NULL AND output_tokens IS NULL AND error_type IS NULL AND coalesce(status_code, 0) < 400)
+                AS usage_unknown,
+            coalesce(response_model, request_model) AS model,
+            (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)) AS unpriced,
+            fees_usd, received_at, user, tenant, feature, agent, conversation, tags
+        FROM llm_call_spans
+        WHERE NOT superseded
+        """
+    )
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
@@ -394,7 +421,22 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("ROLLBACK")
             raise
         done.append(function.__name__)
+    if REDECIDE_AFTER & set(done):
+        from spendwatch.collector.resolve import resolve_stored
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            resolve_stored(con, since=None)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     return done
+
+
+# Migrations after which every stored span is decided again by today's identity and attribution rules
+# (collector/resolve.py), once all migrations have run: a migration's own code never calls today's code.
+REDECIDE_AFTER = frozenset({"m005_call_identity", "m009_attribution"})
 
 
 class NewerSchemaError(Exception):

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 
-from spendwatch.collector.identity import COLUMN_MARK, FILLABLE_COLUMNS, FILLED, Span, resolve
+from spendwatch.collector.identity import (
+    ATTRIBUTION_COLUMNS,
+    COLUMN_MARK,
+    FILLABLE_COLUMNS,
+    FILLED,
+    MAX_ANCESTRY_DEPTH,
+    Span,
+    resolve,
+)
 
 _COMPONENT = "_identity_traces"
 _UPDATES = "_identity_updates"
@@ -28,7 +37,7 @@ _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, epoch_ns(start_time), epoch_ns(end_time), service_name, provider,
     instrumentation_scope, from_spendwatch, response_id, request_model, response_model, input_tokens,
     output_tokens, error_type IS NOT NULL OR coalesce(status_code, 0) >= 400, operation, streaming, attributes,
-    superseded, superseded_by, supersede_rule
+    superseded, superseded_by, supersede_rule, user, tenant, feature, agent, conversation, tags
 """
 
 
@@ -38,7 +47,8 @@ def _temp_tables(con: duckdb.DuckDBPyConnection) -> None:
         f"""CREATE TEMP TABLE IF NOT EXISTS {_UPDATES} (
             trace_id VARCHAR, span_id VARCHAR, superseded BOOLEAN, superseded_by VARCHAR, supersede_rule VARCHAR,
             operation VARCHAR, request_model VARCHAR, response_model VARCHAR, response_id VARCHAR,
-            streaming BOOLEAN, attributes VARCHAR)"""
+            streaming BOOLEAN, user VARCHAR, tenant VARCHAR, feature VARCHAR, agent VARCHAR, conversation VARCHAR,
+            tags MAP(VARCHAR, VARCHAR), attributes VARCHAR)"""
     )
 
 
@@ -46,20 +56,44 @@ def resolve_batch(con: duckdb.DuckDBPyConnection, staging: str, first: datetime,
     """Decide again every call the spans in `staging` (just inserted) are part of; returns the rows changed."""
     window = {"first": first, "last": last}
     seeds = _traces_with_several_calls(con, f"SELECT trace_id FROM {staging}", window)
+    seeds |= {  # a call beneath a span that says who it was for
+        trace_id
+        for (trace_id,) in con.execute(
+            f"""SELECT DISTINCT trace_id FROM span_links
+                WHERE attribution IS NOT NULL AND trace_id IN (SELECT trace_id FROM {staging})"""
+        ).fetchall()
+    }
     seeds |= _traces_sharing_response_ids(con, f"SELECT {_KEY} FROM {staging} WHERE response_id IS NOT NULL", window)
     if not seeds:
         return 0
     return _resolve_traces(con, seeds, window)
 
 
-def resolve_linked(con: duckdb.DuckDBPyConnection, traces: Iterable[str], now: datetime, horizon: timedelta) -> int:
+def resolve_linked(
+    con: duckdb.DuckDBPyConnection,
+    traces: Iterable[str],
+    now: datetime,
+    horizon: timedelta,
+    attributed: Iterable[str] = (),
+) -> int:
     """Parent links arrived (spans that are not model calls): decide again the calls of their traces that
-    started within twice `horizon` of now — links are about recent traffic."""
+    started within twice `horizon` of now — links are about recent traffic. In the `attributed` traces a
+    link says who the calls were for, so even one call there is decided again."""
     window = {"first": now - 2 * horizon, "last": now + horizon}
     _temp_tables(con)
     con.execute(f"DELETE FROM {_COMPONENT}")
     con.execute(f"INSERT INTO {_COMPONENT} SELECT unnest($traces)", {"traces": sorted(set(traces))})
     seeds = _traces_with_several_calls(con, f"SELECT trace_id FROM {_COMPONENT}", window)
+    attributed = sorted(set(attributed))
+    if attributed:
+        seeds |= {
+            trace_id
+            for (trace_id,) in con.execute(
+                """SELECT DISTINCT trace_id FROM llm_call_spans
+                   WHERE start_time BETWEEN $first AND $last AND trace_id IN (SELECT unnest($traces))""",
+                {**window, "traces": attributed},
+            ).fetchall()
+        }
     return _resolve_traces(con, seeds, window) if seeds else 0
 
 
@@ -146,13 +180,19 @@ def _resolve_traces(con: duckdb.DuckDBPyConnection, seeds: set[str], window: dic
         rows += _load(con, more, window)
     if done is not None:
         done |= traces
-    parents = _links(con, traces)
+    parents, said = _links(con, traces)
     spans = [_span(row) for row in rows]
-    decisions = resolve(spans, parents)
+    own = [span.own() for span in spans]
+    inherited = inherit(own, parents, said)
+    with_inherited = [
+        replace(span, **{mark[len(COLUMN_MARK) :]: value for mark, (value, _) in inherited[span.key].items()})
+        for span in own
+    ]
+    decisions = resolve(with_inherited, parents)
     updates = []
-    for row, span in zip(rows, spans, strict=True):
+    for row, span, own_span in zip(rows, spans, own, strict=True):
         decision = decisions[span.key]
-        target = _target(span, decision.fills)
+        target = _target(own_span, {**inherited[span.key], **decision.fills})
         current = (row[18], row[19], row[20], *(getattr(span, column) for column in FILLABLE_COLUMNS), span.attributes)
         wanted = (decision.superseded_by is not None, decision.superseded_by, decision.rule, *target)
         if wanted != current:
@@ -167,7 +207,8 @@ def _resolve_traces(con: duckdb.DuckDBPyConnection, seeds: set[str], window: dic
         f"""UPDATE llm_call_spans AS s SET superseded = u.superseded, superseded_by = u.superseded_by,
                 supersede_rule = u.supersede_rule, operation = u.operation, request_model = u.request_model,
                 response_model = u.response_model, response_id = u.response_id, streaming = u.streaming,
-                attributes = u.attributes
+                user = u.user, tenant = u.tenant, feature = u.feature, agent = u.agent,
+                conversation = u.conversation, tags = u.tags, attributes = u.attributes
             FROM {_UPDATES} AS u
             WHERE s.start_time BETWEEN $first AND $last AND s.trace_id = u.trace_id AND s.span_id = u.span_id""",
         window,
@@ -186,21 +227,65 @@ def _load(con: duckdb.DuckDBPyConnection, traces: Iterable[str], window: dict) -
     ).fetchall()
 
 
-def _links(con: duckdb.DuckDBPyConnection, traces: set[str]) -> dict[tuple[str, str], str]:
+def _links(
+    con: duckdb.DuckDBPyConnection, traces: set[str]
+) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], dict[str, Any]]]:
+    """The parents of the traces' spans that are not model calls, and what those spans say of attribution."""
     con.execute(f"DELETE FROM {_COMPONENT}")
     con.execute(f"INSERT INTO {_COMPONENT} SELECT unnest($traces)", {"traces": sorted(traces)})
-    return {
-        (trace_id, span_id): parent
-        for trace_id, span_id, parent in con.execute(
-            f"SELECT trace_id, span_id, parent_span_id FROM span_links "
-            f"WHERE trace_id IN (SELECT trace_id FROM {_COMPONENT})"
-        ).fetchall()
-    }
+    parents: dict[tuple[str, str], str] = {}
+    said: dict[tuple[str, str], dict[str, Any]] = {}
+    for trace_id, span_id, parent, attribution in con.execute(
+        f"SELECT trace_id, span_id, parent_span_id, attribution FROM span_links "
+        f"WHERE trace_id IN (SELECT trace_id FROM {_COMPONENT})"
+    ).fetchall():
+        parents[(trace_id, span_id)] = parent
+        if attribution:
+            said[(trace_id, span_id)] = json.loads(attribution)
+    return parents, said
+
+
+def inherit(
+    spans: list[Span], parents: dict[tuple[str, str], str], said: dict[tuple[str, str], dict[str, Any]]
+) -> dict[tuple[str, str], dict[str, tuple[Any, str]]]:
+    """For each span (as received), the attribution it lacks and the nearest span around it says:
+    `{"@user": (value, "^" + that span's id)}`. The spans around are model-call spans of the set and the
+    spans that are not model calls whose links say something (`said`)."""
+    by_key = {span.key: span for span in spans}
+    found: dict[tuple[str, str], dict[str, tuple[Any, str]]] = {}
+    for span in spans:
+        fills: dict[str, tuple[Any, str]] = {}
+        missing = [column for column in ATTRIBUTION_COLUMNS if getattr(span, column) is None]
+        parent = span.parent_span_id
+        steps = 0
+        while parent and missing and steps < MAX_ANCESTRY_DEPTH:
+            steps += 1
+            key = (span.trace_id, parent)
+            ancestor = by_key.get(key)
+            values = (
+                {column: getattr(ancestor, column) for column in ATTRIBUTION_COLUMNS}
+                if ancestor is not None
+                else said.get(key, {})
+            )
+            for column in list(missing):
+                if values.get(column) is not None:
+                    fills[COLUMN_MARK + column] = (values[column], "^" + parent)
+                    missing.remove(column)
+            parent = ancestor.parent_span_id if ancestor is not None else parents.get(key)
+        found[span.key] = fills
+    return found
 
 
 def _span(row: tuple) -> Span:
     attributes = json.loads(row[17]) if row[17] else {}
+    user, tenant, feature, agent, conversation, tags = row[21:27]
     return Span(
+        user=user,
+        tenant=tenant,
+        feature=feature,
+        agent=agent,
+        conversation=conversation,
+        tags=dict(tags) if tags else None,
         trace_id=row[0],
         span_id=row[1],
         parent_span_id=row[2],

@@ -39,6 +39,12 @@ class SpanRow(NamedTuple):
     from_spendwatch: bool
     provider_raw: str | None = None  # what the instrumentation sent, where it differs from `provider`
     fees_usd: float | None = None  # the part of cost_usd that is per-use fees (web searches, grounding)
+    user: str | None = None  # who the call was for (collector/attribution.py)
+    tenant: str | None = None
+    feature: str | None = None
+    agent: str | None = None
+    conversation: str | None = None
+    tags: dict[str, str] | None = None
 
 
 _SQL_TYPES = {
@@ -72,6 +78,12 @@ _SQL_TYPES = {
     "from_spendwatch": "BOOLEAN",
     "provider_raw": "VARCHAR",
     "fees_usd": "DOUBLE",
+    "user": "VARCHAR",
+    "tenant": "VARCHAR",
+    "feature": "VARCHAR",
+    "agent": "VARCHAR",
+    "conversation": "VARCHAR",
+    "tags": "MAP(VARCHAR, VARCHAR)",
 }
 # The order of a row's values, with their DuckDB types.
 ROW_COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _SQL_TYPES[name]) for name in SpanRow._fields)
@@ -84,3 +96,4 @@ class SpanLink(NamedTuple):
     trace_id: str
     span_id: str
     parent_span_id: str
+    attribution: str | None = None  # JSON: what the span says of who its calls were for, when it says it

@@ -24,6 +24,8 @@ from typing import Any
 from spendwatch import semconv
 from spendwatch.collector import providers, scrub
 from spendwatch.collector.attributes import NOTHING_MORE, KeepList, kept_attributes
+from spendwatch.collector.attribution import DEFAULT as DEFAULT_ATTRIBUTION
+from spendwatch.collector.attribution import AttributionConfig, dimensions, tags
 from spendwatch.collector.rows import SpanLink, SpanRow
 
 MODEL_OPERATIONS = frozenset(
@@ -86,7 +88,7 @@ TYPED_ATTRIBUTES = _TYPED  # the names read into columns: what forwarding keeps 
 
 # What a key id looks like: spendwatch's are 16 hex digits; other tools' are word-like. Anything else is a
 # scrubber's mark ("[Scrubbed due to 'api_key']", "****"), which would make every key one key.
-_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_KEY_ID = re.compile(r"[A-Za-z0-9_.:+/=-]{1,64}")
 _KEY_ID_MARKS = frozenset({"redacted", "scrubbed", "masked", "hidden", "filtered", "removed"})
 MAX_ATTRIBUTE_CHARS = 4096
 MAX_TEXT_CHARS = 512  # a typed text column: a model name, a key id, an address
@@ -143,6 +145,7 @@ def rows_from_request(
     *,
     keep: KeepList = NOTHING_MORE,
     extract: Extract | None = None,
+    attribution: AttributionConfig = DEFAULT_ATTRIBUTION,
 ) -> list[SpanRow]:
     """The rows of an `ExportTraceServiceRequest`; `counts` is updated with what was kept and dropped.
 
@@ -168,32 +171,55 @@ def rows_from_request(
                     refusals["trace or span id of the wrong length"] += 1
                     continue
                 try:
-                    row = _row(span, scope, service_name, resource, keep, dropped)
+                    attributes = {attribute.key: any_value(attribute.value) for attribute in span.attributes}
+                    row = _row(span, attributes, scope, service_name, resource, keep, dropped, attribution)
                 except Exception as error:  # the message may quote the span's data: only its type is kept
                     counts.rejected += 1
                     refusals[f"could not be read ({type(error).__name__})"] += 1
                     continue
                 if row is None:
                     counts.dropped += 1
-                    if extract is not None and len(span.parent_span_id) == SPAN_ID_BYTES:
-                        extract.links.append(
-                            SpanLink(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
-                        )
+                    if extract is not None:
+                        said = _link_attribution(attributes, attribution)
+                        has_parent = len(span.parent_span_id) == SPAN_ID_BYTES
+                        if has_parent or said is not None:  # a root is kept only for what it says
+                            extract.links.append(
+                                SpanLink(
+                                    span.trace_id.hex(),
+                                    span.span_id.hex(),
+                                    span.parent_span_id.hex() if has_parent else "",
+                                    said,
+                                )
+                            )
                 else:
                     counts.kept += 1
                     rows.append(row)
     return rows
 
 
+def _link_attribution(attributes: dict[str, Any], config: AttributionConfig) -> str | None:
+    """What a span that is not a model call says of who its calls were for, as JSON; None for nothing."""
+    names = config.source_names
+    if not any(name in names or name.startswith(semconv.SPENDWATCH_TAG_PREFIX) for name in attributes):
+        return None
+    ignored: list[str] = []
+    found: dict[str, Any] = dict(dimensions(attributes, config, ignored))
+    found_tags = tags(attributes, ignored)
+    if found_tags:
+        found["tags"] = found_tags
+    return json.dumps(found, separators=(",", ":"), ensure_ascii=False) if found else None
+
+
 def _row(
     span: Any,
+    attributes: dict[str, Any],
     scope: str,
     service_name: Any,
     resource: dict[str, Any],
     keep: KeepList,
     dropped: Counter,
+    attribution: AttributionConfig,
 ) -> SpanRow | None:
-    attributes = {attribute.key: any_value(attribute.value) for attribute in span.attributes}
     provider_raw = attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)
     if not isinstance(provider_raw, str) or not provider_raw.strip():
         return None
@@ -239,7 +265,11 @@ def _row(
     scope = _clip(scrub.scrub_text(scope), "scope", problems)
     response_id = _text(attributes, semconv.GEN_AI_RESPONSE_ID, problems)
     server_address = _text(attributes, semconv.SERVER_ADDRESS, problems)
-    kept = kept_attributes(attributes, resource, _TYPED, keep, dropped)
+    dims = dimensions(attributes, attribution, problems)
+    call_tags = tags(attributes, problems)
+    typed = _TYPED | attribution.source_names
+    untagged = {name: value for name, value in attributes.items() if not name.startswith(semconv.SPENDWATCH_TAG_PREFIX)}
+    kept = kept_attributes(untagged, resource, typed, keep, dropped)
     if problems:
         kept["spendwatch.invalid"] = [scrub.scrub_text(problem) for problem in problems]
     provider_raw = provider_raw[:MAX_TEXT_CHARS]
@@ -274,6 +304,12 @@ def _row(
         scope == semconv.INSTRUMENTATION_SCOPE,
         None if provider_raw == provider else scrub.scrub_text(provider_raw),
         None,  # fees_usd: likewise
+        dims.get("user"),
+        dims.get("tenant"),
+        dims.get("feature"),
+        dims.get("agent"),
+        dims.get("conversation"),
+        call_tags,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from spendwatch._internal import log_internal_error
 from spendwatch.collector.migrations import migrate
 from spendwatch.collector.resolve import prune_links, resolve_batch, resolve_linked
 from spendwatch.collector.rows import ROW_COLUMNS, SpanLink
@@ -86,7 +87,8 @@ class Store:
         columns = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
         self.con.execute(f"CREATE TEMP TABLE {_STAGING} ({columns})")
         self.con.execute(
-            f"CREATE TEMP TABLE {_LINKS_STAGING} (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR)"
+            f"CREATE TEMP TABLE {_LINKS_STAGING} (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,"
+            " attribution VARCHAR)"
         )
         self._appender = self.con.appender(_STAGING)
         self._links_appender = self.con.appender(_LINKS_STAGING)
@@ -134,11 +136,13 @@ class Store:
                     self._move, {"first": first, "last": last, "received_at": received_at}
                 ).fetchone()
                 if inserted:
-                    resolve_batch(con, _STAGING, first, last)
+                    self._decide(resolve_batch, con, _STAGING, first, last)
             if links:  # a link can join spans of a call that are already stored
-                traces = {link.trace_id for link in links} - {row[0] for row in rows}
+                in_batch = {row[0] for row in rows}
+                traces = {link.trace_id for link in links} - in_batch
+                attributed = {link.trace_id for link in links if link.attribution} - in_batch
                 if traces:
-                    resolve_linked(con, traces, datetime.now(UTC), SAME_CALL_HORIZON)
+                    self._decide(resolve_linked, con, traces, datetime.now(UTC), SAME_CALL_HORIZON, attributed)
             con.execute(f"DELETE FROM {_STAGING}")
             if dropped_attributes:
                 self._count_dropped(dropped_attributes)
@@ -150,6 +154,18 @@ class Store:
                 con.execute("ROLLBACK")
             raise
         return int(inserted)
+
+    @staticmethod
+    def _decide(resolve: Any, *args: Any) -> None:
+        """Call identity and attribution for the batch. A bug there must not cost the calls: they are
+        stored as received (at worst counted as separate calls until decided again) and the bug logged
+        once; a database error fails the commit as any other would."""
+        try:
+            resolve(*args)
+        except duckdb.Error:
+            raise
+        except Exception:
+            log_internal_error()
 
     def _count_dropped(self, dropped: Counter) -> None:
         (known,) = self.con.execute("SELECT count(*) FROM dropped_attributes").fetchone()

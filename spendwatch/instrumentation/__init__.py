@@ -23,6 +23,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from spendwatch import semconv
 from spendwatch.instrumentation import transport
+from spendwatch.instrumentation.attribution import Attributor
+from spendwatch.instrumentation.budgets import BudgetGuard
 from spendwatch.instrumentation.call import Recorder
 from spendwatch.instrumentation.families.registry import Classifier
 from spendwatch.instrumentation.metrics import ClientMetrics
@@ -37,10 +39,15 @@ class SpendwatchInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = unsampled_tracer(kwargs.get("tracer_provider") or trace.get_tracer_provider())
-        transport.patch(Recorder(tracer, Classifier.from_env(), ClientMetrics(kwargs.get("meter_provider"))))
+        self._guard = BudgetGuard.from_env()
+        metrics = ClientMetrics(kwargs.get("meter_provider"))
+        transport.patch(Recorder(tracer, Classifier.from_env(), Attributor.from_env(), self._guard, metrics))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         transport.unpatch()
+        guard = getattr(self, "_guard", None)
+        if guard is not None:
+            guard.stop()
 
 
 def unsampled_tracer(tracer_provider: trace.TracerProvider) -> trace.Tracer:

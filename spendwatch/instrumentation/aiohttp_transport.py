@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.budgets import BudgetExceeded
 from spendwatch.instrumentation.call import Call, Recorder
 from spendwatch.instrumentation.families.registry import may_be_llm_call
 from spendwatch.instrumentation.request import LowerHeaders, Request, multipart_text_fields
@@ -89,6 +90,8 @@ def _start(recorder: Recorder, session: Any, str_or_url: Any, kwargs: dict[str, 
                 form=lambda: multipart_text_fields(data),  # httpx2's multipart stream, handed on by its transport
             )
         )
+    except BudgetExceeded:  # an enforced budget refused the call: the app is to know
+        raise
     except Exception:
         log_internal_error()
         return None

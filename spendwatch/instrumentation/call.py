@@ -17,6 +17,10 @@ Everything that depends on the API is the route's (`families`): the call only ho
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from time import time_ns
 from typing import Any
 
@@ -25,6 +29,10 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from spendwatch import semconv
 from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.attribution import Attributor
+from spendwatch.instrumentation.attribution import current as current_attribution
+from spendwatch.instrumentation.attribution import span_attributes as attribution_attributes
+from spendwatch.instrumentation.budgets import BudgetGuard
 from spendwatch.instrumentation.families import request_json
 from spendwatch.instrumentation.families.registry import Classifier, Match
 from spendwatch.instrumentation.keys import api_key_from_request, api_key_hint, api_key_id
@@ -46,21 +54,66 @@ _NOT_CONTENT_KEYS = frozenset({"model", "role", "type", "name", "id", "tool_call
 _MAX_ESTIMATE_DEPTH = 32
 
 
-class Recorder:
-    """What the patched transports share: the classifier, the tracer that spans go to, and the GenAI
-    client metrics (None: not recorded)."""
+@dataclass(frozen=True)
+class CallRecord:
+    """What the app can know of its last LLM call (`spendwatch.last_call()`): what it used, under which
+    key, for whom, and its span's ids to find it in spendwatch and in the app's own tracing."""
 
-    def __init__(self, tracer: Tracer, classifier: Classifier, metrics: ClientMetrics | None = None) -> None:
+    trace_id: str
+    span_id: str
+    provider: str
+    operation: str
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    usage_estimated: bool
+    status_code: int | None
+    error_type: str | None
+    api_key_id: str | None
+    attribution: Mapping[str, str]
+
+
+_last_call: ContextVar[CallRecord | None] = ContextVar("spendwatch_last_call", default=None)
+
+
+def last_call() -> CallRecord | None:
+    """The last LLM call this context made (this thread, this asyncio task and what it awaited), once its
+    span has ended: a streamed call once its stream is read or closed. None before any."""
+    return _last_call.get()
+
+
+class Recorder:
+    """What the patched transports share: the classifier, the attributor and the tracer spans go to."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        classifier: Classifier,
+        attributor: Attributor | None = None,
+        guard: BudgetGuard | None = None,
+        metrics: ClientMetrics | None = None,
+    ) -> None:
         self.tracer = tracer
         self.classifier = classifier
-        self.metrics = metrics
+        self.attributor = attributor or Attributor()
+        self.guard = guard
+        self.metrics = metrics  # the GenAI client metrics (None: not recorded)
+        resource = getattr(tracer, "resource", None)
+        service = resource.attributes.get("service.name") if resource is not None else None
+        self.service_name = service if isinstance(service, str) else os.environ.get("OTEL_SERVICE_NAME")
 
     def start(self, request: Request) -> Call | None:
-        """A call for a request the transport has already seen to be a POST to a path we know."""
+        """A call for a request the transport has already seen to be a POST to a path we know; raises
+        `BudgetExceeded` when an enforced budget that is spent covers it (before it is sent)."""
         match = self.classifier.classify("POST", request.host, request.port, request.path)
         if match is None:
             return None
-        return Call(self, match, request, get_current())
+        call = Call(self, match, request, get_current())
+        if self.guard is not None:
+            self.guard.check(call.fact)
+        return call
 
 
 class Call:
@@ -69,6 +122,9 @@ class Call:
         self.match = match
         self.request: Request | None = request
         self.parent = parent
+        self.attribution = current_attribution()  # what `spendwatch.attribute()` says where the call starts
+        self._attribution_values: dict[str, str] | None = None
+        self._key: str | None = None  # "" once looked for and not found
         self.start_ns = time_ns()
         self.status_code: int | None = None
         self.streaming = False
@@ -76,7 +132,6 @@ class Call:
         self.request_model: str | None = None
         self.request_stream = False
         self.extra: dict[str, Any] = {}  # further span attributes the family found (fees, tool calls, ...)
-        self.credential: str | None = None  # a family's own credential identity (Vertex, Bedrock)
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.finish_reasons: list[str] = []
@@ -217,9 +272,8 @@ class Call:
         try:
             request = self.request
             route = self.match.route
-            route.wire.read_request(self, request)
-            if route.credential is not None:
-                self.credential = route.credential(request)
+            if self.request_model is None:  # read already where a budget asked for the model
+                route.wire.read_request(self, request)
             if not self.match.known_host and not (self.recognised or self.response_model or self.request_model):
                 return  # a path that looked like an LLM API on a host we do not know, and was not one
             self._emit(end_ns, request)
@@ -227,6 +281,37 @@ class Call:
             log_internal_error()
         finally:
             self.request = None
+
+    def fact(self, name: str) -> str | None:
+        """What enforcement asks of the call before it is sent (budgets.BudgetGuard.check)."""
+        if name == "provider":
+            return self.match.provider
+        if name in ("service", "service_name"):
+            return self.recorder.service_name
+        request = self.request
+        if name == "api_key_id" and request is not None:
+            key = self.key(request)
+            return api_key_id(key) if key else None
+        if name in ("model", "request_model") and request is not None:
+            if self.request_model is None:
+                self.match.route.wire.read_request(self, request)
+            return self.request_model
+        return self.attribution_values().get(name)
+
+    def key(self, request: Request) -> str | None:
+        """The call's credential: its family's (a SigV4 access key id, a Vertex project), else its header's."""
+        if self._key is None:
+            route = self.match.route
+            credential = route.credential(request) if route.credential is not None else None
+            self._key = credential or api_key_from_request(request.headers, request.query_param("key")) or ""
+        return self._key or None
+
+    def attribution_values(self) -> dict[str, str]:
+        """Who the call is for, from `attribute()` and the baggage where it started (read once)."""
+        values = self._attribution_values
+        if values is None:
+            values = self._attribution_values = self.recorder.attributor.values(self.parent, self.attribution)
+        return values
 
     # -- the span ---------------------------------------------------------------------------------
 
@@ -273,12 +358,16 @@ class Call:
             attributes[semconv.SPENDWATCH_USAGE_ESTIMATED] = estimated
         attributes.update(self.extra)
 
-        key = self.credential or api_key_from_request(request.headers, request.query_param("key"))
+        key = self.key(request)
+        key_id = api_key_id(key) if key else None
         if key:
-            attributes[semconv.SPENDWATCH_KEY_FINGERPRINT] = api_key_id(key)
+            attributes[semconv.SPENDWATCH_KEY_FINGERPRINT] = key_id
             hint = api_key_hint(key)
             if hint:
                 attributes[semconv.SPENDWATCH_KEY_HINT] = hint
+        attribution = self.attribution_values()
+        if attribution:
+            attributes.update(attribution_attributes(attribution))
 
         model = request_model or self.response_model
         name = f"{self.operation} {model}" if model else self.operation
@@ -302,6 +391,25 @@ class Call:
         if self.recorder.metrics is not None:
             seconds = (end_ns - self.start_ns) / 1e9
             self.recorder.metrics.record(attributes, seconds, self.input_tokens, self.output_tokens, estimated)
+        context = span.get_span_context()
+        _last_call.set(
+            CallRecord(
+                trace_id=f"{context.trace_id:032x}",
+                span_id=f"{context.span_id:016x}",
+                provider=match.provider,
+                operation=self.operation,
+                model=self.response_model or request_model,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cache_read_tokens=self.cache_read_tokens,
+                cache_write_tokens=self.cache_write_tokens,
+                usage_estimated=estimated,
+                status_code=self.status_code,
+                error_type=self.error_type,
+                api_key_id=key_id,
+                attribution=attribution,
+            )
+        )
 
 
 def _estimate_tokens(chars: int) -> int:

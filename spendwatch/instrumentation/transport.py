@@ -32,6 +32,7 @@ from typing import Any
 import wrapt
 
 from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.budgets import BudgetExceeded
 from spendwatch.instrumentation.call import Call, Recorder
 from spendwatch.instrumentation.families.registry import may_be_llm_call
 from spendwatch.instrumentation.request import Request, multipart_text_fields
@@ -119,6 +120,8 @@ def _start(request: Any) -> Call | None:
                 form=lambda: multipart_text_fields(request.stream),
             )
         )
+    except BudgetExceeded:  # an enforced budget refused the call: the app is to know
+        raise
     except Exception:
         log_internal_error()
         return None

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.budgets import BudgetExceeded
 from spendwatch.instrumentation.call import Call, Recorder
 from spendwatch.instrumentation.families.registry import may_be_llm_call
 from spendwatch.instrumentation.request import LowerHeaders, Request
@@ -72,6 +73,8 @@ def _start(recorder: Recorder, pool: Any, url: str, args: tuple[Any, ...], kwarg
         body = kwargs["body"] if "body" in kwargs else (args[0] if args else None)
         headers = kwargs["headers"] if "headers" in kwargs else (args[1] if len(args) > 1 else None)
         return recorder.start(Request(scheme, host, port, path, query, LowerHeaders.of(headers), body=body))
+    except BudgetExceeded:  # an enforced budget refused the call: the app is to know
+        raise
     except Exception:
         log_internal_error()
         return None

@@ -54,7 +54,7 @@ def record(con: duckdb.DuckDBPyConnection, findings: Iterable[Finding], now: dat
             [
                 finding.rule.name,
                 finding.kind,
-                finding.rule.group_by,
+                finding.rule.group_label,
                 finding.group_value,
                 finding.window_key,
                 finding.window_end,

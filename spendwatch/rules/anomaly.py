@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from spendwatch.money import usd
 from spendwatch.rules.budget import Query, as_datetime, filters_sql, scope_text
-from spendwatch.rules.config import GROUP_EXPRESSIONS, Rule, RulesConfig
+from spendwatch.rules.config import Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,13 +49,13 @@ def evaluate_anomaly(rule: Rule, now: datetime, config: RulesConfig, query: Quer
     latest_end = _EPOCH + ((as_of - _EPOCH) // rule.bucket) * rule.bucket  # the latest complete bucket ends here
     count = int(rule.baseline / rule.bucket)
     first = latest_end - (count + MAX_EPISODE_BUCKETS + 1) * rule.bucket
-    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
+    group = rule.group_sql or "''"
     where, params = filters_sql(rule)
     # Buckets by integer arithmetic on the epoch: time_bucket on a TIMESTAMPTZ goes through the ICU
     # calendar for every row, ~5x the cost of the whole query at 10M calls.
     width_us = rule.bucket // timedelta(microseconds=1)
     rows = query(
-        f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value,
+        f"""SELECT {group} AS group_value,
                    epoch_us(start_time) // {width_us} AS bucket,
                    {METRIC_SQL[rule.metric]} AS value
             FROM llm_calls WHERE start_time >= ? AND start_time < ? {where}

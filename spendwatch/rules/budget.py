@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from spendwatch.groups import expression as group_expression
 from spendwatch.money import usd
 from spendwatch.rules.config import GROUP_EXPRESSIONS, WHERE_COLUMNS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
@@ -121,10 +122,10 @@ def projection(window: Window, as_of: datetime, spent: float) -> float | None:
 
 def spend_in_window(rule: Rule, window: Window, query: Query) -> list[tuple[str, float, int]]:
     """(group value, spent, unpriced calls) of each of the rule's groups with calls in `window`."""
-    group = GROUP_EXPRESSIONS[rule.group_by] if rule.group_by else "''"
+    group = rule.group_sql or "''"
     where, params = filters_sql(rule)
     rows = query(
-        f"""SELECT coalesce(CAST({group} AS VARCHAR), '(none)') AS group_value, coalesce(sum(cost_usd), 0) AS spent,
+        f"""SELECT {group} AS group_value, coalesce(sum(cost_usd), 0) AS spent,
                    count(*) FILTER (unpriced)
             FROM llm_calls
             WHERE start_time >= ? AND start_time < ? {where}
@@ -217,8 +218,8 @@ def scope_text(rule: Rule, group_value: str, config: RulesConfig) -> str:
     filters = ", ".join(f"{column} = {' or '.join(values)}" for column, values in rule.where)
     parts = [filters] if filters else []
     if rule.group_by:
-        value = key_name(group_value, "keys", config) if rule.group_by == "api_key_id" else group_value
-        parts.append(f"{rule.group_by} {value}")
+        value = key_name(group_value, "keys", config) if rule.group_by == ("api_key_id",) else group_value
+        parts.append(f"{rule.group_label} {value}")
     return "; ".join(parts) or "all calls"
 
 
@@ -231,7 +232,7 @@ def key_name(value: str, label: str, config: RulesConfig) -> str:
 def _top_spenders(rule: Rule, window: Window, group_value: str, query: Query) -> dict[str, list[tuple[str, float]]]:
     where, params = filters_sql(rule)
     if rule.group_by:
-        where += f" AND coalesce(CAST({GROUP_EXPRESSIONS[rule.group_by]} AS VARCHAR), '(none)') = ?"
+        where += f" AND {rule.group_sql} = ?"
         params.append(group_value)
     # One pass for every label: an alert on a month's budget reads a month of calls.
     label, value, sets = grouping_sets(SPENDER_GROUPS)
@@ -247,3 +248,20 @@ def _top_spenders(rule: Rule, window: Window, group_value: str, query: Query) ->
         if len(top[label]) < 3:
             top[label].append((value, float(spent)))
     return top
+
+
+def exhausted_groups(rule: Rule, window: Window, query: Query) -> list[tuple[str | None, ...]]:
+    """The groups of an enforced budget that have spent their limit in `window`, each as the values of
+    its `group_by` names in order (one empty tuple when the rule has no groups and is spent)."""
+    where, params = filters_sql(rule)
+    columns = [f"CAST({GROUP_EXPRESSIONS.get(name) or group_expression(name)} AS VARCHAR)" for name in rule.group_by]
+    select = ", ".join(columns) + ", " if columns else ""
+    rows = query(
+        f"""SELECT {select}coalesce(sum(cost_usd), 0) AS spent
+            FROM llm_calls
+            WHERE start_time >= ? AND start_time < ? {where}
+            {"GROUP BY ALL" if columns else ""}
+            HAVING coalesce(sum(cost_usd), 0) >= ?""",
+        [window.start, window.end, *params, rule.limit_usd],
+    )
+    return [tuple(row[:-1]) for row in rows]

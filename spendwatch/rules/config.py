@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
-from spendwatch.groups import GROUPS
+from spendwatch.groups import ATTRIBUTION, GROUPS
+from spendwatch.groups import expression as group_expression
 
 CALENDAR_WINDOWS = ("day", "week", "month")
 WHERE_COLUMNS = {
@@ -31,6 +32,7 @@ WHERE_COLUMNS = {
     "response_model": ("response_model",),
     "model": ("request_model", "response_model"),
     "operation": ("operation",),
+    **{dimension: (dimension,) for dimension in ATTRIBUTION},
 }
 # What `group_by` may name, and the SQL each groups by (spendwatch/groups.py).
 GROUP_EXPRESSIONS = GROUPS
@@ -56,7 +58,20 @@ class Rule:
     every: timedelta
     notify: tuple[str, ...]
     where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column key, allowed values)
-    group_by: str | None = None
+    group_by: tuple[str, ...] = ()  # each group's limit apart: one name, or several (`["user", "feature"]`)
+
+    @property
+    def group_sql(self) -> str | None:
+        """The SQL of a group's value as text: the group names' values joined with " / ", None for none."""
+        if not self.group_by:
+            return None
+        parts = [f"coalesce(CAST({group_expression(name)} AS VARCHAR), '(none)')" for name in self.group_by]
+        return parts[0] if len(parts) == 1 else "concat_ws(' / ', " + ", ".join(parts) + ")"
+
+    @property
+    def group_label(self) -> str | None:
+        """How the groups are named in alerts and messages: `api_key_id`, `user, feature`."""
+        return ", ".join(self.group_by) or None
 
     KEYS: ClassVar[frozenset[str]] = frozenset(COMMON_KEYS)
 
@@ -73,8 +88,11 @@ class BudgetRule(Rule):
     limit_usd: float = 0.0
     thresholds: tuple[float, ...] = (0.8, 1.0)
     forecast: bool = False
+    enforce: bool = False  # when exhausted, the instrumentation refuses the group's next calls
 
-    KEYS: ClassVar[frozenset[str]] = frozenset(COMMON_KEYS | {"window", "limit_usd", "thresholds", "forecast"})
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        COMMON_KEYS | {"window", "limit_usd", "thresholds", "forecast", "enforce"}
+    )
 
     @classmethod
     def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
@@ -109,6 +127,15 @@ class BudgetRule(Rule):
             problem(f"{where}: forecast", "needs a calendar window (day, week or month): a rolling one has no end")
         else:
             values["forecast"] = forecast
+        enforce = table.get("enforce", False)
+        if not isinstance(enforce, bool):
+            problem(f"{where}: enforce", f"expected true or false, got {enforce!r}")
+        else:
+            values["enforce"] = enforce
+            unenforceable = [name for name in _group_names(table) if name not in ENFORCEABLE]
+            if enforce and unenforceable:
+                known = ", ".join(ENFORCEABLE)
+                problem(f"{where}: enforce", f"calls can be refused by {known}; not by {', '.join(unenforceable)}")
         return values
 
 
@@ -171,6 +198,17 @@ class KeysRule(Rule):
         else:
             values["retired"] = tuple(retired)
         return values
+
+
+# What the instrumentation knows of a call before sending it, and so can refuse it by (enforce = true).
+ENFORCEABLE = ("provider", "api_key_id", "service_name", "service", "request_model", "model", *ATTRIBUTION)
+
+
+def _group_names(table: dict[str, Any]) -> list[str]:
+    group_by = table.get("group_by", [])
+    names = [group_by] if isinstance(group_by, str) else group_by if isinstance(group_by, list) else []
+    filters = table.get("where", {})
+    return [*names, *(filters if isinstance(filters, dict) else {})]
 
 
 KINDS: dict[str, type[Rule]] = {"budget": BudgetRule, "anomaly": AnomalyRule, "keys": KeysRule}
@@ -314,12 +352,18 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
             continue
         parsed_filters.append((column, tuple(allowed)))
     values["where"] = tuple(parsed_filters)
-    group_by = table.get("group_by")
+    group_by = table.get("group_by", [])
+    group_by = [group_by] if isinstance(group_by, str) else group_by
     if kind == "keys":
-        group_by = None
-    if group_by is not None and group_by not in GROUP_COLUMNS:
-        problem(f"{where}: group_by", f"expected one of {', '.join(sorted(GROUP_COLUMNS))}, got {group_by!r}")
-    values["group_by"] = group_by
+        group_by = []
+    if not isinstance(group_by, list) or not all(isinstance(name, str) for name in group_by):
+        problem(f"{where}: group_by", f"expected a group name or a list of them, got {group_by!r}")
+        group_by = []
+    for name in group_by:
+        if group_expression(name) is None:
+            expected = f"one of {', '.join(sorted(GROUP_COLUMNS))}, or tag.NAME"
+            problem(f"{where}: group_by", f"expected {expected}, got {name!r}")
+    values["group_by"] = tuple(group_by)
     notify = _notify_list(table.get("notify", []), f"{where}: notify", notifiers, problem)
     if not notify:
         problem(f"{where}: notify", "name at least one notifier from [notifiers]")

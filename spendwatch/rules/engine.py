@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from spendwatch.rules.alerts import Send, apprise_send, deliver_due, record
+from spendwatch.rules.budget import exhausted_groups, windows_to_check
 from spendwatch.rules.config import Rule, RulesConfig
 from spendwatch.rules.evaluate import evaluate
 
@@ -50,6 +51,7 @@ class RulesEngine:
         self._scheduler = None
         self._unpriced_seen: set[tuple[str, str]] | None = None
         self.evaluations = 0  # rule ticks done: what `spendwatch status` shows, and tests wait on
+        self._exhausted: dict[str, list[tuple[str | None, ...]]] = {}  # enforced budgets: the groups spent
         self.delivery_rounds = 0
 
     def start(self) -> None:
@@ -102,6 +104,9 @@ class RulesEngine:
                     findings = evaluate(rule, now, self.config, _query_on(cursor))
                     new_ids = record(cursor, findings, now)
                     self._deliver(cursor, now)
+                    if getattr(rule, "enforce", False):
+                        window = windows_to_check(rule, now, self.config)[-1]
+                        self._exhausted[rule.name] = exhausted_groups(rule, window, _query_on(cursor))
                 finally:
                     cursor.close()
         except Exception as error:
@@ -111,6 +116,29 @@ class RulesEngine:
         finally:
             self.evaluations += 1
         return new_ids
+
+    def budget_state(self) -> dict:
+        """What the instrumentation refuses (GET /v1/spendwatch/budgets): for each enforced budget rule, its
+        filters, its groups and the groups that have spent their limit in the current window."""
+        blocks = []
+        for rule in self.config.rules:
+            if not getattr(rule, "enforce", False) or rule.name not in self._exhausted:
+                continue
+            blocks.append(
+                {
+                    "rule": rule.name,
+                    "limit_usd": rule.limit_usd,
+                    "where": {column: list(values) for column, values in rule.where},
+                    "group_by": list(rule.group_by),
+                    "exhausted": [list(group) for group in self._exhausted[rule.name]],
+                }
+            )
+        enforced = [rule.every.total_seconds() for rule in self.config.rules if getattr(rule, "enforce", False)]
+        return {
+            "generated_at": utc_now().isoformat(),
+            "refresh_seconds": min(enforced, default=60.0),
+            "blocks": blocks,
+        }
 
     def deliver(self) -> int:
         """Send what is due, and tell the daemon's notifiers about models that appeared without a price."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendwatch.collector.maintenance import MISSING_PRICES_SQL
+from spendwatch.groups import ATTRIBUTION
 from spendwatch.rules.budget import (
     SPENDER_GROUPS,
     as_datetime,
@@ -34,6 +35,7 @@ STACKS = {
     "model": GROUP_EXPRESSIONS["model"],
     "key": GROUP_EXPRESSIONS["api_key_id"],
     "service": GROUP_EXPRESSIONS["service"],
+    **{dimension: GROUP_EXPRESSIONS[dimension] for dimension in ATTRIBUTION},
 }
 DEFAULT_STACK = "provider"
 TOP_GROUPS = 6  # series in the chart before the rest is "other"
@@ -210,7 +212,7 @@ def budgets(query: Query, config: RulesConfig, now: datetime) -> list[BudgetBar]
         groups.sort(key=lambda row: (-row[1], row[0]))
         for group_value, spent, unpriced in groups[:TOP_ROWS]:
             group = group_value if rule.group_by else None
-            if group is not None and rule.group_by in ("api_key_id",):
+            if group is not None and rule.group_by == ("api_key_id",):
                 group = key_label(group, None, config)
             bars.append(
                 BudgetBar(

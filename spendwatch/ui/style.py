@@ -20,6 +20,7 @@ header h1 { font-size: 1.15rem; margin: 0; }
 header .summary { color: var(--muted); }
 header .summary strong { color: var(--fg); }
 nav.controls { display: flex; flex-wrap: wrap; gap: .4rem 1rem; padding: .6rem 1rem; }
+nav.controls > div { display: flex; flex-wrap: wrap; align-items: baseline; gap: .2rem; min-width: 0; }
 nav.controls span { color: var(--muted); margin-right: .25rem; }
 nav.controls a { color: var(--accent); text-decoration: none; padding: .1rem .45rem; border-radius: 4px; }
 nav.controls a.current { background: var(--accent); color: var(--panel); }

@@ -79,7 +79,7 @@ class Run:
         columns = (
             "span_id, provider, operation, request_model, response_model, response_id, input_tokens, output_tokens,"
             " cache_read_tokens, cache_write_tokens, cost_usd, api_key_id, status_code, error_type, usage_unknown,"
-            " usage_estimated, service_name, attributes"
+            " usage_estimated, service_name, user, tenant, feature, agent, conversation, attributes"
         )
         names = [name.strip() for name in columns.split(",")]
         rows = self.collector.query(f"SELECT {columns} FROM llm_calls ORDER BY start_time")
