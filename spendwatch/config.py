@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from spendwatch.billing.config import BillingConfig, parse_billing_config
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
@@ -84,6 +85,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "keys",
     "daemon",
     "attributes",
+    "billing",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -109,6 +111,7 @@ class Config:
     prices: dict[str, PriceOverride]
     rules: RulesConfig
     keep_attributes: tuple[str, ...] = ()
+    billing: BillingConfig = field(default_factory=BillingConfig)
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -128,11 +131,15 @@ def resolve(flags: dict[str, Any]) -> Config:
         if values[setting.name] is None:
             values[setting.name] = setting.default()
     values["db"] = Path(values["db"]).expanduser()
+    billing = parse_billing_config(document.get("billing", {}), values["config"])
+    rules = parse_rules_config(document, values["config"])
+    rules.billed_keys = billing.key_map()  # the reconcile rules map the providers' keys as `reconcile` does
     return Config(
         **values,
         prices=parse_prices(document.get("prices", {}), values["config"]),
-        rules=parse_rules_config(document, values["config"]),
+        rules=rules,
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
+        billing=billing,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from spendwatch.cli import calls, keys, prices, rules, serve
+from spendwatch.cli import billing, calls, keys, prices, rules, serve
 from spendwatch.errors import UserError
 from spendwatch.version import __version__
 
@@ -49,7 +49,7 @@ def cli() -> None:
     pass
 
 
-for module in (serve, calls, rules, prices, keys):
+for module in (serve, calls, rules, prices, keys, billing):
     for command in module.COMMANDS:
         cli.add_command(command)
 

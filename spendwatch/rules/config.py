@@ -184,6 +184,8 @@ class RulesConfig:
     keys: dict[str, str] = field(default_factory=dict)
     daemon_notify: tuple[str, ...] = ()
     settle: timedelta = DEFAULT_SETTLE
+    # `[billing.<provider>] keys`: the providers' key ids mapped to spendwatch's, per provider
+    billed_keys: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def mask_url(url: str) -> str:

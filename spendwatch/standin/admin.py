@@ -294,7 +294,7 @@ def _within(records: list[AdminUsage], start: datetime, end: datetime) -> list[A
 
 def _openai_dimensions(record: AdminUsage) -> dict[str, Any]:
     return {
-        "project_id": record.project,
+        "project_id": record.project or DEFAULT_PROJECT,  # every OpenAI key and call belongs to a project
         "user_id": None,
         "api_key_id": key_id("openai", record.key) if record.key else None,
         "model": record.model,
