@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from spendwatch.billing.schedule import BillingSchedule
 from spendwatch.collector.attributes import KeepList
 from spendwatch.collector.grpc_receiver import GrpcReceiver
 from spendwatch.collector.http_receiver import HttpReceiver
@@ -138,6 +139,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     started_at = datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     engine = {"rules": RulesEngine(lambda: store.con, config.rules)}
+    engine["billing"] = _billing(config, writer, ingest)
     dashboard = None
     if config.ui:
         from spendwatch.ui.server import DashboardServer
@@ -185,15 +187,18 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "exports_in_flight": http.in_flight,
             "spans_queued": writer.queued_spans,
             "alert_deliveries_failing": failed_deliveries,
+            "billing_imports": engine["billing"].runs,
+            "billing_import_failures": engine["billing"].failures,
         }
 
-    read_api = ReadApi(reads, token, status)
+    read_api = ReadApi(reads, token, status, jobs={"billing-import": lambda request: engine["billing"].job(request)})
     read_api.url = f"http://127.0.0.1:{servers.add(read_api.app, '127.0.0.1', 0)}"
     started = threading.Event()  # ready means ready for everything: the daemon file is written too
     http.ready = lambda: started.is_set() and writer.healthy()
     servers.start()
     grpc_receiver.start()
     engine["rules"].start()
+    engine["billing"].start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
@@ -226,11 +231,12 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _reload(reload, engine, ingest, store)
+            _reload(reload, engine, ingest, store, writer)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     servers.stop()
     engine["rules"].stop()
+    engine["billing"].stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
@@ -248,7 +254,17 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     return 0
 
 
-def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store) -> None:
+def _billing(config: Config, writer: Writer, ingest: Ingest) -> BillingSchedule:
+    """The providers' bills, fetched on the scheduler's thread and written on the writer's between commits,
+    priced by the same pricer as the calls (so reloaded prices apply to both)."""
+
+    def write(work):
+        return writer.call(lambda store: work(store.con)).result()
+
+    return BillingSchedule(config.billing, write, lambda *args, **kwargs: ingest.pricer.price_total(*args, **kwargs))
+
+
+def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store, writer: Writer) -> None:
     """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
     if reload is None:
         return
@@ -263,4 +279,7 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     engine["rules"].start()
     ingest.pricer = Pricer(config.prices)
     ingest.keep = KeepList(config.keep_attributes)
+    engine["billing"].stop()
+    engine["billing"] = _billing(config, writer, ingest)
+    engine["billing"].start()
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))

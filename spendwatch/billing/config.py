@@ -83,13 +83,15 @@ class ProviderBilling:
 
 @dataclass(frozen=True)
 class BillingConfig:
-    providers: tuple[ProviderBilling, ...] = ()
+    providers: tuple[ProviderBilling, ...] = ()  # those with an admin key: their bills are imported
     every: timedelta = DEFAULT_EVERY
     since: timedelta = DEFAULT_SINCE
+    # Per provider, the config's explicit `provider key id -> spendwatch key id`, with or without an admin key
+    # here: the CLI reconciles what a daemon elsewhere imported.
+    keys: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def key_map(self) -> dict[str, dict[str, str]]:
-        """Per provider, the config's explicit `provider key id -> spendwatch key id`."""
-        return {provider.name: dict(provider.keys) for provider in self.providers if provider.keys}
+        return {name: dict(keys) for name, keys in self.keys.items() if keys}
 
     def provider(self, name: str) -> ProviderBilling | None:
         return next((provider for provider in self.providers if provider.name == name), None)
@@ -116,19 +118,20 @@ def parse_billing_config(section: Any, path: Path, environ: Mapping[str, str] | 
     if holds_a_key:
         _refuse_if_shared(path)
     providers = []
+    key_maps = {}
     for name, spec in PROVIDERS.items():
         table = section.get(name, {})
         if not isinstance(table, dict):
             raise BillingConfigError(f"{path}: billing.{name}: expected a table with admin_key, base_url, keys")
-        provider = _provider(spec, table, path, environ)
+        provider, key_maps[name] = _provider(spec, table, path, environ)
         if provider is not None:
             providers.append(provider)
-    return BillingConfig(providers=tuple(providers), **values)
+    return BillingConfig(providers=tuple(providers), keys=key_maps, **values)
 
 
 def _provider(
     spec: ProviderSpec, table: dict[str, Any], path: Path, environ: Mapping[str, str]
-) -> ProviderBilling | None:
+) -> tuple[ProviderBilling | None, dict[str, str]]:
     where = f"{path}: billing.{spec.name}"
     for key in table:
         if key not in PROVIDER_KEYS:
@@ -162,8 +165,8 @@ def _provider(
             raise BillingConfigError(f"{where}.admin_key: expected the admin key as a string")
         admin_key, source = value.strip(), f"billing.{spec.name}.admin_key in {path}"
     if admin_key is None:
-        return None  # this provider's bill is not imported
-    return ProviderBilling(spec.name, Secret(admin_key), base_url.rstrip("/"), source, dict(keys))
+        return None, dict(keys)  # this provider's bill is not imported here
+    return ProviderBilling(spec.name, Secret(admin_key), base_url.rstrip("/"), source, dict(keys)), dict(keys)
 
 
 def _refuse_if_shared(path: Path) -> None:
