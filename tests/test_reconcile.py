@@ -5,6 +5,7 @@ stand-in's bill — then `spendwatch reconcile` holds the two against each other
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import anthropic
 import openai
@@ -20,6 +21,7 @@ from spendwatch.standin import StandinServer
 from spendwatch.standin.admin import key_id
 from tests.collector import Collector, run_cli
 from tests.conftest import make_key
+from tests.receivers import JsonReceiver
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -46,9 +48,11 @@ def message(client: anthropic.Anthropic, **tokens: int) -> None:
 def world(tmp_path):
     """A daemon importing the bill of a stand-in provider that served observed and unobserved calls."""
     admin_keys = {"openai": make_key("sk-admin-CANARY"), "anthropic": make_key("sk-ant-admin01-CANARY")}
-    with StandinServer(admin_keys=admin_keys) as provider:
+    with StandinServer(admin_keys=admin_keys) as provider, JsonReceiver() as receiver:
         config = tmp_path / "spendwatch.toml"
         config.write_text(
+            f'[daemon]\nsettle = "0s"\n[notifiers]\nops = "json://127.0.0.1:{receiver.port}/alerts"\n'
+            '[[rules]]\nname = "bill"\nkind = "reconcile"\nevery = "1s"\nmin_capture = 0.9\nnotify = ["ops"]\n'
             f'[billing.openai]\nbase_url = "{provider.base_url}/v1"\n'
             f'[billing.anthropic]\nbase_url = "{provider.base_url}"\n'
         )
@@ -81,6 +85,7 @@ def world(tmp_path):
         chat(clients["leaked"], input=3000, output=100)
         message(clients["claude"], input=400, output=20)
         collector.wait_until("spans_stored", 4)
+        provider.receiver = receiver
         yield provider, collector, keys, admin_keys
 
 
@@ -200,3 +205,38 @@ def test_an_explicit_map_in_the_config_names_a_key_its_hint_cannot(world, tmp_pa
     assert (team["api_key_id"], team["matched_by"]) == (None, None)  # its hint points at a key the config took
     assert result["missing_keys"] == [team]  # now it is the one billed with no instrumented call
     assert collector.stop() == 0
+
+
+def test_the_leaked_key_alert_fires_once_and_a_low_capture_once_its_day_is_over(world):
+    provider, collector, keys, _ = world
+    receiver = provider.receiver
+    assert receiver.received == []  # nothing billed yet at start-up: nothing to say
+    assert run_cli("billing", "import", "--db", str(collector.db)).returncode == 0
+    (alert,) = receiver.wait_for(1, timeout=15)
+    leaked = key_id("openai", keys["leaked"])
+    assert alert["title"] == "bill: openai key billed with no instrumented call"
+    assert f"the openai key {leaked} (" in alert["message"] and keys["leaked"][-4:] in alert["message"]
+    assert "no instrumented app made a call with it" in alert["message"]
+    assert keys["leaked"] not in alert["message"]
+    # More ticks and a re-import of the same bill: the same key on the same day alerts no more.
+    collector.more("rule_evaluations", 3)
+    assert run_cli("billing", "import", "--db", str(collector.db), "--since", "2d").returncode == 0
+    collector.more("rule_evaluations", 3)
+    assert len(receiver.received) == 1
+    assert collector.stop() == 0
+
+    # Today's capture is judged once today is over: 41% of OpenAI's dollars were seen, Claude's likewise low.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=30, second=0, microsecond=0)
+    ran = run_cli("rules", "run", "--db", str(collector.db), "--config", str(collector.config), "--now",
+                  tomorrow.isoformat())  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    fired = sorted(line.split("\t")[1] for line in ran.stdout.splitlines())
+    assert fired == ["anthropic", "openai"]
+    alerts = receiver.wait_for(3, timeout=15)
+    titles = sorted(alert["title"] for alert in alerts[1:])
+    assert titles[0].startswith("bill: anthropic captured") and titles[1].startswith("bill: openai captured")
+    (openai_alert,) = [alert for alert in alerts[1:] if alert["title"].startswith("bill: openai")]
+    assert "(UTC), openai was billed $" in openai_alert["message"] and "below 90%" in openai_alert["message"]
+    again = run_cli("rules", "run", "--db", str(collector.db), "--config", str(collector.config), "--now",
+                    tomorrow.isoformat())  # fmt: skip
+    assert again.stdout.strip() == "nothing fired"
