@@ -5,9 +5,11 @@ stand-in's bill — then `spendwatch reconcile` holds the two against each other
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import anthropic
+import httpx
 import openai
 import pytest
 from genai_prices import Usage, calc_price
@@ -172,6 +174,18 @@ def test_capture_rate_and_gap_exactly_and_the_leaked_key_called_out(world):
     statuses = {key["provider_key_id"]: key["status"] for key in json.loads(listed.stdout)}
     assert statuses[key_id("openai", keys["leaked"])] == "billed, never observed"
     assert statuses[key_id("openai", keys["team"])] == "matched by hint"
+
+    # The dashboard's panel says the same: the leaked key first, the same capture per provider.
+    info = collector.info
+    cookie = {"cookie": f"spendwatch_ui_{info['ui_url'].rsplit(':', 1)[1].strip('/')}={info['ui_token']}"}
+    page = httpx.get(info["ui_url"], headers=cookie).text
+    panel = page[page.index('id="bill"') :]
+    assert panel.index(f'data-key="{key_id("openai", keys["leaked"])}"') < panel.index("<table>")
+    openai_line = re.search(r'<tr data-provider="openai">(.*?)</tr>', panel).group(1)
+    values = [float(value) for value in re.findall(r'data-value="([^"]+)"', openai_line)]
+    assert values == pytest.approx(
+        [billed_openai, billed_openai, observed_team, observed_team / billed_openai, notebook + leaked], rel=1e-9
+    )
 
     # Importing again changes nothing.
     assert run_cli("billing", "import", "--db", str(collector.db), "--since", "3d").returncode == 0
