@@ -5,6 +5,9 @@ port is taken), then the writer, then the receivers. Stop (SIGTERM or SIGINT): t
 exports and finish the ones in flight, the writer commits what is queued, the database is checkpointed
 and closed, exit 0.
 
+Beside them run the rules (rules/engine.py) and the providers' bills, imported at start-up and daily
+(billing/schedule.py), both on APScheduler; the bills are written on the writer's thread between commits.
+
 Beside the database, `<db>.daemon.json` (private, like the database) says which process serves it, on
 which ports, where its read API listens with which token, and where its dashboard is with the token
 that opens it: the CLI finds the daemon of a database through it, and tools that start the daemon on

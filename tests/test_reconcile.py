@@ -254,3 +254,53 @@ def test_the_leaked_key_alert_fires_once_and_a_low_capture_once_its_day_is_over(
     again = run_cli("rules", "run", "--db", str(collector.db), "--config", str(collector.config), "--now",
                     tomorrow.isoformat())  # fmt: skip
     assert again.stdout.strip() == "nothing fired"
+
+
+def test_a_hint_two_keys_share_matches_neither_and_no_call_counts_twice(tmp_path):
+    """Two observed OpenAI keys ending in the same four characters: the billed key with that hint is
+    ambiguous, stays unmatched, and neither key's calls are counted against it."""
+    import duckdb
+
+    from spendwatch.billing.reconcile import Period, reconcile
+    from spendwatch.collector.migrations import migrate
+
+    con = duckdb.connect()
+    migrate(con)
+    now = datetime.now(UTC)
+    at = now - timedelta(seconds=1)
+    for index, key in enumerate(("aaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbb2", "ccccccccccccccc3")):
+        hint = "Zz99" if index < 2 else "Yy88"
+        con.execute(
+            """INSERT INTO llm_call_spans (trace_id, span_id, start_time, end_time, provider, request_model,
+                   input_tokens, output_tokens, cost_usd, api_key_id, api_key_hint, from_spendwatch)
+               VALUES (?, 's', ?, ?, 'openai', 'gpt-4o', 100, 10, 0.5, ?, ?, true)""",
+            [f"t{index}", at, at, key, hint],
+        )
+    con.execute("INSERT INTO billing_imports VALUES ('openai', 'usage/completions', NULL, now(), NULL)")
+    for provider_key, hint, tokens in (("key_shared", "Zz99", 300), ("key_unique", "Yy88", 110)):
+        con.execute(
+            "INSERT INTO billing_keys VALUES ('openai', ?, NULL, ?, ?, 'proj', 'active', now())",
+            [provider_key, f"sk-proj-...{hint}", hint],
+        )
+        con.execute(
+            """INSERT INTO billed_usage (provider, source, bucket_start, bucket_end, model, provider_key_id, requests,
+                   input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, imported_at)
+               VALUES ('openai', 'completions', ?, ?, 'gpt-4o', ?, 3, ?, 0, 0, 0, 1.5, now())""",
+            [at.replace(hour=0, minute=0, second=0, microsecond=0), at, provider_key, tokens],
+        )
+    result = reconcile(lambda sql, params: con.execute(sql, list(params)).fetchall(), Period.ending(now, None), {})
+    keys = {key["provider_key_id"]: key for key in result.keys}
+    assert (keys["key_shared"]["api_key_id"], keys["key_shared"]["matched_by"]) == (None, "ambiguous hint")
+    assert (keys["key_unique"]["api_key_id"], keys["key_unique"]["matched_by"]) == ("ccccccccccccccc3", "hint")
+    (total,) = result.totals
+    assert (total["observed_calls"], total["observed_tokens"], total["billed_tokens"]) == (3, 330, 410)
+    assert total["observed_cost_usd"] == pytest.approx(1.5) and total["billed_cost_usd"] == pytest.approx(3.0)
+    # The ambiguous key's row and the two observed keys' rows stay apart: each call once, in its own row.
+    rows = sorted((row["provider_key_id"] or "", row["api_key_id"] or "", row["observed_calls"]) for row in result.rows)
+    assert rows == [
+        ("", "aaaaaaaaaaaaaaa1", 1),
+        ("", "bbbbbbbbbbbbbbb2", 1),
+        ("key_shared", "", 0),
+        ("key_unique", "ccccccccccccccc3", 1),
+    ]
+    assert [key["provider_key_id"] for key in result.missing_keys] == ["key_shared"]

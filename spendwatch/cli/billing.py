@@ -17,8 +17,9 @@ def billing() -> None:
 
 @billing.command("import", help="Import the providers' usage and costs (only new and still-open buckets).")
 @database
+@output_format
 @click.option("--since", "period", help="import again from this long ago, e.g. 7d (default: where the last one ended)")
-def import_bills(db: str | None, config: str | None, period: str | None) -> int:
+def import_bills(db: str | None, config: str | None, output: str, period: str | None) -> int:
     from spendwatch.output import write_rows
     from spendwatch.reads import daemon_job
 
@@ -32,8 +33,8 @@ def import_bills(db: str | None, config: str | None, period: str | None) -> int:
     answer = daemon_job(settings.db, "billing-import", payload)
     if answer is None:  # no daemon: import on a connection of our own
         answer = _import_here(settings, window)
-    if answer["rows"]:
-        write_rows(sys.stdout, answer["columns"], answer["rows"], "table")
+    if answer["rows"] or output != "table":
+        write_rows(sys.stdout, answer["columns"], answer["rows"], output)
     if answer["errors"]:
         raise UserError("\n".join(answer["errors"]))
     return 0
