@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from spendwatch.billing.config import BillingConfig, parse_billing_config
 from spendwatch.collector.attribution import DEFAULT_SOURCES, DIMENSIONS, HASH_KEY_ENV, AttributionConfig
 from spendwatch.collector.forward import PROTOCOLS, Upstream
 from spendwatch.collector.pricing import PriceOverride
@@ -128,6 +129,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "attributes",
     "attribution",
     "forward",
+    "billing",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -160,6 +162,7 @@ class Config:
     keep_attributes: tuple[str, ...] = ()
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     forward: tuple[Upstream, ...] = ()
+    billing: BillingConfig = field(default_factory=BillingConfig)
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -179,13 +182,17 @@ def resolve(flags: dict[str, Any]) -> Config:
         if values[setting.name] is None:
             values[setting.name] = setting.default()
     values["db"] = Path(values["db"]).expanduser()
+    billing = parse_billing_config(document.get("billing", {}), values["config"])
+    rules = parse_rules_config(document, values["config"])
+    rules.billed_keys = billing.key_map()  # the reconcile rules map the providers' keys as `reconcile` does
     return Config(
         **values,
         prices=parse_prices(document.get("prices", {}), values["config"]),
-        rules=parse_rules_config(document, values["config"]),
+        rules=rules,
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
         attribution=parse_attribution(document.get("attribution", {}), values["config"]),
         forward=parse_forward(document.get("forward", []), values["config"]),
+        billing=billing,
     )
 
 

@@ -5,6 +5,9 @@ port is taken), then the writer, then the receivers. Stop (SIGTERM or SIGINT): t
 exports and finish the ones in flight, the writer commits what is queued, the database is checkpointed
 and closed, exit 0.
 
+Beside them run the rules (rules/engine.py) and the providers' bills, imported at start-up and daily
+(billing/schedule.py), both on APScheduler; the bills are written on the writer's thread between commits.
+
 Beside the database, `<db>.daemon.json` (private, like the database) says which process serves it, on
 which ports, where its read API listens with which token, and where its dashboard is with the token
 that opens it: the CLI finds the daemon of a database through it, and tools that start the daemon on
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from spendwatch.billing.schedule import BillingSchedule
 from spendwatch.collector.attributes import KeepList
 from spendwatch.collector.forward import start_forwarders
 from spendwatch.collector.grpc_receiver import GrpcReceiver
@@ -144,6 +148,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     started_at = datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     engine = {"rules": RulesEngine(lambda: store.con, config.rules)}
+    engine["billing"] = _billing(config, writer, ingest)
     dashboard = None
     if config.ui:
         from spendwatch.ui.server import DashboardServer
@@ -197,6 +202,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "delivery_rounds": engine["rules"].delivery_rounds,
             **counters(),
             "alert_deliveries_failing": failed_deliveries,
+            "billing_imports": engine["billing"].runs,
+            "billing_import_failures": engine["billing"].failures,
         }
 
     tally = CallTally(
@@ -217,7 +224,9 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         scrape_interval=config.metrics_scrape_interval,
     )
     metrics_endpoint = MetricsEndpoint(metrics.exposition, reads.executor, token, config.metrics_token)
-    read_api = ReadApi(reads, token, status, metrics_endpoint)
+    read_api = ReadApi(
+        reads, token, status, metrics_endpoint, jobs={"billing-import": lambda request: engine["billing"].job(request)}
+    )
     read_api.url = f"http://127.0.0.1:{servers.add(read_api.app, '127.0.0.1', 0)}"
     metrics_url = read_api.url + "/metrics"
     if config.metrics_port is not None:
@@ -238,6 +247,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     servers.start()
     grpc_receiver.start()
     engine["rules"].start()
+    engine["billing"].start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
@@ -271,13 +281,14 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _reload(reload, engine, ingest, store)
+            _reload(reload, engine, ingest, store, writer)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     servers.stop()
     engine["rules"].stop()
     for forwarder in ingest.forwarders:
         forwarder.stop()
+    engine["billing"].stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
@@ -295,7 +306,17 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     return 0
 
 
-def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store) -> None:
+def _billing(config: Config, writer: Writer, ingest: Ingest) -> BillingSchedule:
+    """The providers' bills, fetched on the scheduler's thread and written on the writer's between commits,
+    priced by the same pricer as the calls (so reloaded prices apply to both)."""
+
+    def write(work):
+        return writer.call(lambda store: work(store.con)).result()
+
+    return BillingSchedule(config.billing, write, lambda *args, **kwargs: ingest.pricer.price_total(*args, **kwargs))
+
+
+def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store, writer: Writer) -> None:
     """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
     if reload is None:
         return
@@ -311,4 +332,7 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     ingest.pricer = Pricer(config.prices)
     ingest.keep = KeepList(config.keep_attributes)
     ingest.attribution = config.attribution
+    engine["billing"].stop()
+    engine["billing"] = _billing(config, writer, ingest)
+    engine["billing"].start()
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))

@@ -17,6 +17,7 @@ from typing import Any
 from spendwatch.errors import UserError
 
 DAEMON_TIMEOUT_SECONDS = 75.0
+JOB_TIMEOUT_SECONDS = 900.0  # a billing import waits out the admin APIs' rate limits
 
 
 def running_daemon(db: Path) -> dict[str, Any] | None:
@@ -59,7 +60,15 @@ def daemon_status(db: Path) -> dict[str, Any] | None:
     return None if info is None else _daemon_request(info, "GET", "/status")
 
 
-def _daemon_request(info: dict[str, Any], method: str, path: str, payload: Any = None) -> Any:
+def daemon_job(db: Path, name: str, payload: dict[str, Any]) -> Any | None:
+    """Ask the daemon of `db` to run one of its jobs now (`billing-import`); None when no daemon runs."""
+    info = running_daemon(db)
+    return None if info is None else _daemon_request(info, "POST", f"/jobs/{name}", payload, JOB_TIMEOUT_SECONDS)
+
+
+def _daemon_request(
+    info: dict[str, Any], method: str, path: str, payload: Any = None, timeout: float = DAEMON_TIMEOUT_SECONDS
+) -> Any:
     import urllib.error
     import urllib.request
 
@@ -72,7 +81,7 @@ def _daemon_request(info: dict[str, Any], method: str, path: str, payload: Any =
         headers={"authorization": f"Bearer {info['token']}", "content-type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=DAEMON_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         try:

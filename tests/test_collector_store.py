@@ -68,6 +68,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m007_usage_fees",
         "m008_metrics_received_at",
         "m009_attribution",
+        "m010_billed_usage",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -81,6 +82,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m007_usage_fees",
         "m008_metrics_received_at",
         "m009_attribution",
+        "m010_billed_usage",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
@@ -104,6 +106,45 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         ("first_seen", "TIMESTAMP WITH TIME ZONE"),
         ("last_seen", "TIMESTAMP WITH TIME ZONE"),
     ]
+    # what the providers billed (m007), beside what was observed
+    assert [row[:2] for row in con.execute("DESCRIBE billed_usage").fetchall()] == [
+        ("provider", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("bucket_start", "TIMESTAMP WITH TIME ZONE"),
+        ("bucket_end", "TIMESTAMP WITH TIME ZONE"),
+        ("model", "VARCHAR"),
+        ("provider_key_id", "VARCHAR"),
+        ("project_id", "VARCHAR"),
+        ("service_tier", "VARCHAR"),
+        ("requests", "BIGINT"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("cache_read_tokens", "BIGINT"),
+        ("cache_write_tokens", "BIGINT"),
+        ("units", "DOUBLE"),
+        ("unit", "VARCHAR"),
+        ("cost_usd", "DOUBLE"),
+        ("imported_at", "TIMESTAMP WITH TIME ZONE"),
+    ]
+    assert [row[:2] for row in con.execute("DESCRIBE billed_costs").fetchall()] == [
+        ("provider", "VARCHAR"),
+        ("bucket_start", "TIMESTAMP WITH TIME ZONE"),
+        ("bucket_end", "TIMESTAMP WITH TIME ZONE"),
+        ("grouping", "VARCHAR"),
+        ("line_item", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("project_id", "VARCHAR"),
+        ("provider_key_id", "VARCHAR"),
+        ("amount_usd", "DECIMAL(38,12)"),
+        ("currency", "VARCHAR"),
+        ("imported_at", "TIMESTAMP WITH TIME ZONE"),
+    ]
+    assert [row[0] for row in con.execute("DESCRIBE billing_keys").fetchall()] == [
+        "provider", "provider_key_id", "name", "redacted_value", "hint", "project_id", "status", "imported_at"
+    ]  # fmt: skip
+    assert [row[0] for row in con.execute("DESCRIBE billing_imports").fetchall()] == [
+        "provider", "stream", "complete_through", "last_run_at", "last_error"
+    ]  # fmt: skip
     # no index on the calls: it would cost more bytes than the data (m004)
     assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)
     assert con.execute(

@@ -54,6 +54,8 @@ def test_the_rooms_import_only_below_them():
     assert not rooms["collector"] & ({"rules", "ui"} | composers), rooms["collector"]
     assert not rooms["rules"] & ({"collector", "ui"} | composers), rooms["rules"]
     assert not rooms["ui"] & composers, rooms["ui"]
+    # the providers' bills: handed a way to write and to price, read by the rules and the dashboard
+    assert not rooms["billing"] & ({"collector", "rules", "ui"} | composers), rooms["billing"]
     # nothing below the CLI imports it; only the CLI starts the daemon
     assert [name for name, targets in rooms.items() if "cli" in targets] == []
     assert [name for name, targets in rooms.items() if "daemon" in targets] == ["cli"]

@@ -137,7 +137,7 @@ def test_an_email_alert_reaches_a_local_smtp_server(tmp_path):
     [
         (
             '[[rules]]\nname = "a"\nkind = "bugdet"\nnotify = []\n',
-            ["rule 'a': kind: expected budget, anomaly or keys, got 'bugdet'"],
+            ["rule 'a': kind: expected budget, anomaly, keys or reconcile, got 'bugdet'"],
         ),
         (
             '[notifiers]\nops = "json://127.0.0.1:9/x"\n[[rules]]\nname = "a"\nkind = "budget"\nlimit_usd = 5\n'
@@ -164,6 +164,24 @@ def test_an_email_alert_reaches_a_local_smtp_server(tmp_path):
             ["notifiers.ops: apprise cannot use the URL notaurl://***@example.com/***"],
         ),
         ('timezone = "Mars/Olympus"\n', ["timezone: expected an IANA zone"]),
+        (
+            '[notifiers]\nops = "json://127.0.0.1:9/x"\n[[rules]]\nname = "bill"\nkind = "reconcile"\n'
+            'min_capture = 1.5\nlookback = "ever"\ngroup_by = "model"\nmin_billed_usd = -1\n'
+            'allow_unobserved = "key_a"\nwhere = { service = "x" }\nnotify = ["ops"]\n',
+            [
+                "rule 'bill': min_capture: expected a fraction of the bill in (0, 1] such as 0.9, got 1.5",
+                "rule 'bill': lookback: expected a duration",
+                "rule 'bill': group_by: expected provider or api_key_id, got 'model'",
+                "rule 'bill': min_billed_usd: expected a number of dollars of at least 0",
+                "rule 'bill': allow_unobserved: expected a list of key ids",
+                "rule 'bill': where.service: a reconcile rule filters by provider or api_key_id",
+            ],
+        ),
+        (
+            '[notifiers]\nops = "json://127.0.0.1:9/x"\n[[rules]]\nname = "bill"\nkind = "reconcile"\n'
+            'missing_keys = false\nnotify = ["ops"]\n',
+            ["rule 'bill': min_capture: set min_capture, or leave missing_keys on: this rule would check nothing"],
+        ),
     ],
 )
 def test_rules_check_reports_every_mistake(tmp_path, text, messages):

@@ -177,7 +177,13 @@ def test_an_empty_database_renders_friendly_empty_states(tmp_path):
     rules = resolve({"db": str(tmp_path / "empty.duckdb")}).rules
     page = render(panels.gather(query_on(con), rules, NOW, "7d", "provider"))
     con.close()
-    for text in ("No priced calls in the last 7d.", "No budget rules", "No alerts yet.", "Every model with calls"):
+    for text in (
+        "No priced calls in the last 7d.",
+        "No budget rules",
+        "No alerts yet.",
+        "Every model with calls",
+        "No provider bill imported",
+    ):
         assert text in page
     assert 'class="chart"' not in page and "$0.00" in page
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from spendwatch.cli import calls, export, keys, prices, rules, serve
+from spendwatch.cli import billing, calls, export, keys, prices, rules, serve
 from spendwatch.errors import UserError
 from spendwatch.version import __version__
 
@@ -49,7 +49,7 @@ def cli() -> None:
     pass
 
 
-for module in (serve, calls, rules, prices, keys, export):
+for module in (serve, calls, rules, prices, keys, export, billing):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -400,6 +400,87 @@ def m009_attribution(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m010_billed_usage(con: duckdb.DuckDBPyConnection) -> None:
+    """What the providers say they billed (spendwatch/billing), beside what was observed.
+
+    `billed_usage`: the providers' usage buckets (OpenAI's Usage API, Anthropic's usage report) per
+    source, bucket, model, provider key and project, in the same terms as `llm_calls` (input includes the
+    cache), priced by spendwatch at the rates observed calls get. `billed_costs`: the providers' own
+    dollars (OpenAI's Costs API, Anthropic's cost report), each row under the `grouping` it was asked
+    for, so that sums never mix two groupings of the same dollars. `billing_keys`: the providers' API
+    keys with their redacted values, for mapping them onto spendwatch's key ids. `billing_imports`: per
+    provider and stream, up to where its buckets are final and need not be fetched again.
+    """
+    con.execute(
+        """
+        CREATE TABLE billed_usage (
+            provider VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            bucket_start TIMESTAMPTZ NOT NULL,
+            bucket_end TIMESTAMPTZ NOT NULL,
+            model VARCHAR,
+            provider_key_id VARCHAR,
+            project_id VARCHAR,
+            service_tier VARCHAR,
+            requests BIGINT,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            cache_read_tokens BIGINT,
+            cache_write_tokens BIGINT,
+            units DOUBLE,
+            unit VARCHAR,
+            cost_usd DOUBLE,
+            imported_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE billed_costs (
+            provider VARCHAR NOT NULL,
+            bucket_start TIMESTAMPTZ NOT NULL,
+            bucket_end TIMESTAMPTZ NOT NULL,
+            grouping VARCHAR NOT NULL,
+            line_item VARCHAR,
+            model VARCHAR,
+            project_id VARCHAR,
+            provider_key_id VARCHAR,
+            amount_usd DECIMAL(38, 12) NOT NULL,
+            currency VARCHAR NOT NULL,
+            imported_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE billing_keys (
+            provider VARCHAR NOT NULL,
+            provider_key_id VARCHAR NOT NULL,
+            name VARCHAR,
+            redacted_value VARCHAR,
+            hint VARCHAR,
+            project_id VARCHAR,
+            status VARCHAR,
+            imported_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (provider, provider_key_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE billing_imports (
+            provider VARCHAR NOT NULL,
+            stream VARCHAR NOT NULL,
+            complete_through TIMESTAMPTZ,
+            last_run_at TIMESTAMPTZ,
+            last_error VARCHAR,
+            PRIMARY KEY (provider, stream)
+        )
+        """
+    )
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")

@@ -149,6 +149,37 @@ class Pricer:
             return (cost or 0.0) + fee, fee or None
         return None, None
 
+    def price_total(
+        self,
+        provider: str | None,
+        model: str | None,
+        *,
+        at: datetime | None = None,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float | None:
+        """The cost of many calls' usage summed (a provider's usage bucket), at the rates each call got.
+
+        A tiered price applies to each call's own input, so a day's millions of tokens are not one call
+        past every tier: they are priced at the base rates, as calls below the first tier are.
+        """
+        if not model:
+            return None
+        counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        override = self.overrides.get(model)
+        if override is not None:
+            return override.cost(*counts)
+        day = (at or datetime.now(UTC)).date().isoformat()
+        model_price = _model_price(GENAI_PRICES_PROVIDER.get(provider or "", provider or ""), model, day)
+        if model_price is None:
+            return None
+        rates, _ = _linear_rates(model_price)
+        if rates is not None and counts[2] + counts[3] <= counts[0]:
+            return float(_apply(rates, *counts))
+        return _calc(model_price, *counts)
+
 
 def _calc(model_price: Any, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
     return float(_calc_exact(model_price, input_tokens, output_tokens, cache_read, cache_write))

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from spendwatch.collector.readonly import QueryError, ReadConnections, decode_params
 from spendwatch.collector.web import BodyError, log_requests, read_body
+from spendwatch.errors import UserError
 
 logger = logging.getLogger("spendwatch.collector")
 
@@ -69,14 +70,19 @@ class ReadApi:
         token: str,
         status: Callable[[], dict[str, Any]],
         metrics: MetricsEndpoint | None = None,
+        jobs: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
     ) -> None:
         self.reads = reads
         self.expected_authorization = f"Bearer {token}".encode()
         self.status = status
+        # What the CLI may ask the daemon to do now rather than on its schedule (`billing import` while it
+        # runs): a name and a function of the request's JSON, given by the daemon that composes the rooms.
+        self.jobs = jobs or {}
         routes = [
             Route("/health", self.health),
             Route("/status", self.status_endpoint),
             Route("/query", self.query, methods=["POST"]),
+            Route("/jobs/{name}", self.job, methods=["POST"]),
         ]
         if metrics is not None:
             routes.append(Route("/metrics", metrics.serve))
@@ -94,6 +100,25 @@ class ReadApi:
         if refused is not None:
             return refused
         return JSONResponse(await asyncio.get_running_loop().run_in_executor(None, self.status))
+
+    async def job(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        job = self.jobs.get(request.path_params["name"])
+        if job is None:
+            return JSONResponse({"error": f"this daemon has no job {request.path_params['name']!r}"}, status_code=404)
+        try:
+            document = json.loads(await read_body(request, MAX_QUERY_BYTES) or b"{}")
+            if not isinstance(document, dict):
+                raise TypeError
+        except (BodyError, ValueError, TypeError, RecursionError):
+            return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, job, document)
+        except UserError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse(answer)
 
     async def query(self, request: Request) -> Response:
         refused = self._refused(request)

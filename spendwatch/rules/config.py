@@ -4,8 +4,8 @@ Users write it by hand, so every mistake is reported with the file, the rule and
 expected — all of them at once, so that one `spendwatch rules check` shows everything to fix. Notifier
 URLs carry credentials: they are masked in every message.
 
-Each rule kind is a small table of its own keys (`BUDGET_KEYS`); the kinds that follow (forecasts,
-anomalies, key hygiene) add their own tables beside it.
+Each rule kind is one dataclass with its own keys and their validation (`BudgetRule`, `AnomalyRule`,
+`KeysRule`, `ReconcileRule`).
 """
 
 from __future__ import annotations
@@ -211,7 +211,71 @@ def _group_names(table: dict[str, Any]) -> list[str]:
     return [*names, *(filters if isinstance(filters, dict) else {})]
 
 
-KINDS: dict[str, type[Rule]] = {"budget": BudgetRule, "anomaly": AnomalyRule, "keys": KeysRule}
+@dataclass(frozen=True)
+class ReconcileRule(Rule):
+    """Against the providers' bills (spendwatch/billing): a capture rate below `min_capture` on a complete
+    UTC day, per provider or key; and a key billed on a day with no instrumented call at all."""
+
+    min_capture: float | None = None  # a fraction of the billed dollars; None: no capture alert
+    missing_keys: bool = True
+    lookback: timedelta = timedelta(days=3)  # the UTC days checked: providers report usage late
+    min_billed_usd: float = 0.0  # a day's group billed less than this has no capture alert
+    allow_unobserved: tuple[str, ...] = ()  # keys expected to be billed uninstrumented (a batch job)
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        COMMON_KEYS | {"min_capture", "missing_keys", "lookback", "min_billed_usd", "allow_unobserved"}
+    )
+    GROUPS: ClassVar[tuple[str, ...]] = ("provider", "api_key_id")
+    FILTERS: ClassVar[tuple[str, ...]] = ("provider", "api_key_id")
+
+    @classmethod
+    def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        minimum = table.get("min_capture")
+        if minimum is not None:
+            if isinstance(minimum, bool) or not isinstance(minimum, int | float) or not 0 < minimum <= 1:
+                problem(
+                    f"{where}: min_capture", f"expected a fraction of the bill in (0, 1] such as 0.9, got {minimum!r}"
+                )
+            else:
+                values["min_capture"] = float(minimum)
+        missing = table.get("missing_keys", True)
+        if not isinstance(missing, bool):
+            problem(f"{where}: missing_keys", f"expected true or false, got {missing!r}")
+        else:
+            values["missing_keys"] = missing
+        if minimum is None and missing is False:
+            problem(f"{where}: min_capture", "set min_capture, or leave missing_keys on: this rule would check nothing")
+        try:
+            values["lookback"] = parse_duration(table.get("lookback", "3d"))
+        except ValueError as error:
+            problem(f"{where}: lookback", str(error))
+        floor = table.get("min_billed_usd", 0.0)
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or floor < 0:
+            problem(f"{where}: min_billed_usd", f"expected a number of dollars of at least 0, got {floor!r}")
+        else:
+            values["min_billed_usd"] = float(floor)
+        allowed = table.get("allow_unobserved", [])
+        if not isinstance(allowed, list) or not all(isinstance(key, str) and key for key in allowed):
+            problem(f"{where}: allow_unobserved", "expected a list of key ids (the provider's or spendwatch's)")
+        else:
+            values["allow_unobserved"] = tuple(allowed)
+        group_by = table.get("group_by")
+        if group_by is not None and group_by not in cls.GROUPS:
+            problem(f"{where}: group_by", f"expected provider or api_key_id, got {group_by!r}")
+        filters = table.get("where", {})
+        for column in filters if isinstance(filters, dict) else ():
+            if column not in cls.FILTERS:
+                problem(f"{where}: where.{column}", "a reconcile rule filters by provider or api_key_id")
+        return values
+
+
+KINDS: dict[str, type[Rule]] = {
+    "budget": BudgetRule,
+    "anomaly": AnomalyRule,
+    "keys": KeysRule,
+    "reconcile": ReconcileRule,
+}
 
 
 @dataclass
@@ -222,6 +286,8 @@ class RulesConfig:
     keys: dict[str, str] = field(default_factory=dict)
     daemon_notify: tuple[str, ...] = ()
     settle: timedelta = DEFAULT_SETTLE
+    # `[billing.<provider>] keys`: the providers' key ids mapped to spendwatch's, per provider
+    billed_keys: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def mask_url(url: str) -> str:
@@ -326,7 +392,7 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
     kind = table.get("kind")
     rule_class = KINDS.get(kind) if isinstance(kind, str) else None
     if rule_class is None:
-        problem(f"{where}: kind", f"expected budget, anomaly or keys, got {kind!r}")
+        problem(f"{where}: kind", f"expected budget, anomaly, keys or reconcile, got {kind!r}")
         return None
     for key in table:
         if key not in rule_class.KEYS:

@@ -9,8 +9,14 @@ from spendwatch.rules.budget import Query, evaluate_budget
 from spendwatch.rules.config import Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 from spendwatch.rules.keys import evaluate_keys
+from spendwatch.rules.reconcile import evaluate_reconcile
 
-EVALUATORS = {"budget": evaluate_budget, "anomaly": evaluate_anomaly, "keys": evaluate_keys}
+EVALUATORS = {
+    "budget": evaluate_budget,
+    "anomaly": evaluate_anomaly,
+    "keys": evaluate_keys,
+    "reconcile": evaluate_reconcile,
+}
 
 
 def evaluate(rule: Rule, now: datetime, config: RulesConfig, query: Query) -> list[Finding]:

@@ -12,7 +12,7 @@ from spendwatch.rules.config import Rule
 @dataclass(frozen=True)
 class Finding:
     rule: Rule
-    kind: str  # budget | forecast | anomaly | new_key | retired_key | key_new_service
+    kind: str  # budget | forecast | anomaly | new_key | retired_key | key_new_service | missing_key | capture
     group_value: str  # '' when the rule has no group
     window_key: datetime  # with rule, group and threshold: what makes an alert unique
     window_end: datetime | None

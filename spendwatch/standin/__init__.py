@@ -20,8 +20,11 @@ A request steers its answer with headers (never recorded by the instrumentation)
   `server_tool_use`, Gemini's grounding queries); `x-standin-web-fetch: N` — Anthropic's web fetches;
   `media` names its own (image and audio tokens, audio seconds).
 
-`StandinServer.billed` lists every request answered as billable (its response id, model, usage and the
-key that paid): the ledger the tests compare stored calls with.
+`StandinServer.billed` lists every request answered as billable (its response id, model, usage, the
+key that paid and when): the ledger the tests compare stored calls with. Its admin APIs (`admin.py`:
+OpenAI's organization Usage and Costs APIs, Anthropic's usage and cost reports, both providers' key lists)
+report that same ledger as the providers report their bills, with `StandinServer.usage` for what the
+stand-in does not serve, behind `StandinServer.admin.keys`; `fail_admin` makes its next answers fail.
 """
 
 from spendwatch.standin.exchange import Usage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -83,3 +84,18 @@ class Answer:
     events: list[bytes] | None = None  # a stream: each element is written (and flushed) as one chunk
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Billed:
+    """A request the stand-in answered as a provider would bill it: what the tests compare rows with."""
+
+    serial: int
+    path: str
+    response_id: str | None
+    model: str
+    usage: Usage
+    key: str | None
+    at: float = field(default_factory=time.time)  # epoch seconds: the admin APIs' time buckets
+    served_model: str | None = None  # the model that answered, as the provider's usage reports name it
+    project: str | None = None  # OpenAI's `OpenAI-Project` header; `x-standin-workspace` for Anthropic

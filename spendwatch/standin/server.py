@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import secrets
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from spendwatch.standin import routes, wire
-from spendwatch.standin.exchange import Answer, Exchange, Usage
-
-
-@dataclass(frozen=True)
-class Billed:
-    """A request the stand-in answered as a provider would bill it: what the tests compare rows with."""
-
-    serial: int
-    path: str
-    response_id: str | None
-    model: str
-    usage: Usage
-    key: str | None
-
+from spendwatch.standin import admin, routes, wire
+from spendwatch.standin.exchange import Answer, Billed, Exchange
 
 _KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
 
@@ -97,13 +86,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.bill(
             Billed(
-                exchange.serial, url.path, _response_id(answer), exchange.model, exchange.usage, _credential(exchange)
+                exchange.serial,
+                url.path,
+                _response_id(answer),
+                exchange.model,
+                exchange.usage,
+                _credential(exchange),
+                served_model=exchange.response_model,
+                project=self.headers.get("openai-project") or self.headers.get("x-standin-workspace"),
             )
         )
         if answer.events is None:
             self._send_json(200, answer.body, answer.headers, answer.content_type)
         else:
             self._send_stream(answer.content_type, answer.events)
+
+    def do_GET(self) -> None:
+        """The admin APIs (standin/admin.py): what the stand-in billed, as the providers report it."""
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        answered = self.server.admin_answer(url.path, query, self.headers)
+        if answered is None:
+            self._send_json(404, {"error": {"message": f"no stand-in route for {url.path}"}})
+            return
+        status, headers, body = answered
+        self._send_json(status, body, headers)
 
     def _send_json(
         self, status: int, payload: Any, extra: dict[str, str] | None = None, content_type: str = "application/json"
@@ -113,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "gzip" in (self.headers.get("accept-encoding") or ""):
             data = gzip.compress(data)
             headers["content-encoding"] = "gzip"
-        if status == 429:
+        if status == 429 and extra is None:
             headers["retry-after"] = "0"
         self.send_response(status)
         for name, value in headers.items():
@@ -156,12 +163,21 @@ class StandinServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, admin_keys: dict[str, str] | None = None) -> None:
         super().__init__((host, port), _Handler)
         self._lock = threading.Lock()
         self._serial = 0
         self.requests: list[Exchange] = []
         self.billed: list[Billed] = []
+        # What the admin APIs report beyond `billed`: usage the stand-in does not serve (images, a batch job).
+        self.usage: list[admin.AdminUsage] = []
+        self.admin = admin.AdminState(
+            keys=admin_keys
+            or {
+                "openai": "sk-admin-standin-" + secrets.token_urlsafe(24),
+                "anthropic": "sk-ant-admin01-standin-" + secrets.token_urlsafe(24),
+            }
+        )
         self._failures: dict[str, int] = {}
         self._thread: threading.Thread | None = None
 
@@ -192,6 +208,19 @@ class StandinServer(ThreadingHTTPServer):
     def bill(self, billed: Billed) -> None:
         with self._lock:
             self.billed.append(billed)
+
+    def admin_answer(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, dict, Any] | None:
+        with self._lock:
+            records = [record for record in map(admin.usage_of, self.billed) if record is not None] + self.usage
+        answered = admin.answer(self.admin, records, path, query, headers, datetime.now(UTC))
+        with self._lock:
+            self.admin.requests.append((time.monotonic(), path, query, answered[0] if answered else 404))
+        return answered
+
+    def fail_admin(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
+        """The next `times` admin requests fail with `status` (and `retry-after`, when given)."""
+        with self._lock:
+            self.admin.faults.extend(admin.AdminFault(status, retry_after) for _ in range(times))
 
     def fails_now(self, header: str | None) -> bool:
         """`x-standin-fail-first: ID=N`: the first N requests carrying ID fail (an SDK's retry then succeeds)."""

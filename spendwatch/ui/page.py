@@ -63,6 +63,7 @@ def render(data: Dashboard) -> str:
         _alerts_panel(data, zone),
         _unpriced_panel(data, zone),
         _new_keys_panel(data, zone),
+        _bill_panel(data),
         "</main>",
         f"<footer>Refreshes every {REFRESH_SECONDS} s. Spend counts priced calls; "
         "unpriced ones are listed until a price is set under [prices].</footer>",
@@ -217,6 +218,62 @@ def _new_keys_panel(data: Dashboard, zone: ZoneInfo) -> str:
         "<th class=num>Calls</th><th class=num>Spend</th></tr>"
     )
     return _panel("new-keys", title, _scroll_table(head, lines))
+
+
+def _bill_panel(data: Dashboard) -> str:
+    title = "Billed vs observed"
+    bill = data.bill
+    if bill is None:
+        return _panel(
+            "bill",
+            title,
+            _empty("No provider bill imported: give spendwatch an admin key under [billing] to compare."),
+            wide=True,
+        )
+    parts = []
+    if bill.missing_keys:
+        items = "".join(
+            f'<li class="missing-key" data-key="{escape(key["provider_key_id"])}">'
+            f"<strong>{escape(key['provider'])} {escape(key['provider_key_id'])}</strong> "
+            f"{escape(' '.join(part for part in (key['name'], key['redacted_value']) if part))}: "
+            f'<span class="num" data-value="{key["billed_cost_usd"]}">{money(key["billed_cost_usd"])}</span> billed, '
+            f"{count(key['billed_tokens'])} tokens, no instrumented call</li>"
+            for key in bill.missing_keys
+        )
+        parts.append(f'<p class="alert">Keys billed with no instrumented call:</p><ul class="missing">{items}</ul>')
+    head = (
+        "<tr><th>Provider</th><th class=num>Billed</th><th class=num>Provider's bill</th>"
+        "<th class=num>Observed</th><th class=num>Capture</th><th class=num>Gap</th></tr>"
+    )
+    lines = [
+        f'<tr data-provider="{escape(total["provider"])}"><td class=name>{escape(total["provider"])}</td>'
+        + _number(money(total["billed_cost_usd"]), total["billed_cost_usd"])
+        + _number(money(total["provider_cost_usd"]), total["provider_cost_usd"])
+        + _number(money(total["observed_cost_usd"]), total["observed_cost_usd"])
+        + _number(share(total["capture_rate"]), total["capture_rate"])
+        + _number(money(total["gap_usd"]), total["gap_usd"])
+        + "</tr>"
+        for total in bill.totals
+    ]
+    parts.append(_scroll_table(head, lines))
+    if bill.rows:
+        head = (
+            "<tr><th>Day</th><th>Provider</th><th>Model</th><th>Key</th><th class=num>Billed</th>"
+            "<th class=num>Observed</th><th class=num>Capture</th><th class=num>Gap</th></tr>"
+        )
+        lines = [
+            f"<tr><td class=num>{escape(row['day'])}</td><td>{escape(row['provider'])}</td>"
+            f"<td class=name>{escape(row['model'] or '(none)')}</td>"
+            f"<td class=name>{escape(row['api_key_id'] or row['provider_key_id'] or '(no key)')}</td>"
+            + _number(money(row["billed_cost_usd"]), row["billed_cost_usd"])
+            + _number(money(row["observed_cost_usd"]), row["observed_cost_usd"])
+            + _number(share(row["capture_rate"]), row["capture_rate"])
+            + _number(money(row["gap_usd"]), row["gap_usd"])
+            + "</tr>"
+            for row in bill.rows
+        ]
+        parts.append("<h3>Largest gaps</h3>" + _scroll_table(head, lines))
+    return _panel("bill", title, "".join(parts), wide=True)
 
 
 def _scroll_table(head: str, lines: list[str]) -> str:

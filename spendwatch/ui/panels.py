@@ -1,4 +1,5 @@
-"""The dashboard's numbers: one function per panel, each SQL over `llm_calls` and `alerts`, returning data.
+"""The dashboard's numbers: one function per panel, each SQL over `llm_calls`, `alerts` and the imported
+bills (through `spendwatch reconcile`'s own SQL), returning data.
 
 Nothing here knows about HTML. Every function takes a `Query` (SQL and parameters in, JSON-safe rows
 out: the daemon runs it on a read-only cursor under the read API's rules), so what a panel shows is what
@@ -12,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from spendwatch.billing.reconcile import Period as BillPeriod
+from spendwatch.billing.reconcile import Reconciliation
+from spendwatch.billing.reconcile import reconcile as reconcile_bill
 from spendwatch.collector.maintenance import MISSING_PRICES_SQL
 from spendwatch.groups import ATTRIBUTION
 from spendwatch.rules.budget import (
@@ -329,6 +333,32 @@ def _naive(value: Any) -> datetime:
 
 
 @dataclass
+class Bill:
+    """The providers' bills against what was observed, over the page's period (whole UTC days)."""
+
+    reconciliation: Reconciliation
+    rows: list[dict[str, Any]]  # the largest gaps first, at most TOP_ROWS
+
+    @property
+    def missing_keys(self) -> list[dict[str, Any]]:
+        return self.reconciliation.missing_keys
+
+    @property
+    def totals(self) -> list[dict[str, Any]]:
+        return self.reconciliation.totals
+
+
+def bill(query: Query, period: Period, now: datetime, config: RulesConfig) -> Bill | None:
+    """`spendwatch reconcile` over the page's period; None when no bill was ever imported."""
+    ((imports,),) = query("SELECT count(*) FROM billing_imports", [])
+    if not imports:
+        return None
+    result = reconcile_bill(query, BillPeriod(period.start, now), config.billed_keys)
+    rows = sorted(result.rows, key=lambda row: -(row["gap_usd"] or 0.0))[:TOP_ROWS]
+    return Bill(result, rows)
+
+
+@dataclass
 class Dashboard:
     """Everything one page shows, as of one moment."""
 
@@ -340,6 +370,7 @@ class Dashboard:
     alerts: list[AlertRow]
     unpriced: list[UnpricedModel]
     new_keys: list[NewKey]
+    bill: Bill | None = None
 
 
 def gather(query: Query, config: RulesConfig, now: datetime, period_name: str, stack: str) -> Dashboard:
@@ -353,4 +384,5 @@ def gather(query: Query, config: RulesConfig, now: datetime, period_name: str, s
         alerts=recent_alerts(query),
         unpriced=unpriced_models(query),
         new_keys=new_keys(query, now, config),
+        bill=bill(query, period, now, config),
     )

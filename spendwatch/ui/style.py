@@ -58,6 +58,9 @@ svg.budget-bar .threshold { stroke: var(--fg); stroke-width: 2; }
 .state-delivered { color: var(--ok); }
 .state-pending { color: var(--near); }
 .state-failed { color: var(--over); font-weight: 600; }
+#bill .alert { color: var(--over); font-weight: 600; margin: .4rem 0 .2rem; }
+#bill ul.missing { margin: 0 0 .6rem; padding-left: 1.2rem; }
+#bill h3 { font-size: .9rem; margin: .8rem 0 .3rem; }
 footer { color: var(--muted); font-size: .8rem; padding: 0 1rem 1rem; }
 @media (max-width: 40rem) {
   main { padding: 0 .5rem .5rem; gap: .6rem; }
