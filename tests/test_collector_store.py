@@ -46,6 +46,9 @@ LLM_CALLS_SCHEMA = [
     ("model", "VARCHAR"),
     ("unpriced", "BOOLEAN"),
     ("fees_usd", "DOUBLE"),
+    ("list_cost_usd", "DOUBLE"),
+    ("price_data_version", "VARCHAR"),
+    ("price_data_source", "VARCHAR"),
 ]
 
 
@@ -59,6 +62,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m005_call_identity",
         "m006_named_meanings",
         "m007_usage_fees",
+        "m008_list_cost_and_price_data",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -70,15 +74,19 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m005_call_identity",
         "m006_named_meanings",
         "m007_usage_fees",
+        "m008_list_cost_and_price_data",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
-    assert span_columns[-5:] == [
+    assert span_columns[-8:] == [
         ("superseded", "BOOLEAN"),
         ("superseded_by", "VARCHAR"),
         ("supersede_rule", "VARCHAR"),
         ("provider_raw", "VARCHAR"),
         ("fees_usd", "DOUBLE"),
+        ("list_cost_usd", "DOUBLE"),
+        ("price_data_version", "VARCHAR"),
+        ("price_data_source", "VARCHAR"),
     ]
     assert [row[:2] for row in con.execute("DESCRIBE span_links").fetchall()] == [
         ("trace_id", "VARCHAR"),

@@ -34,7 +34,7 @@ def reprice(db: str | None, config: str | None, period: str) -> int:
     from spendwatch.collector.maintenance import reprice as reprice_calls
 
     settings = config_from(db=db, config=config)
-    changed, total = reprice_calls(settings.db, settings.prices, since(period), progress=sys.stderr)
+    changed, total = reprice_calls(settings.db, settings.pricer(), since(period), progress=sys.stderr)
     click.echo(f"repriced {total} calls: {changed} changed cost")
     return 0
 

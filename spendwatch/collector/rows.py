@@ -39,6 +39,9 @@ class SpanRow(NamedTuple):
     from_spendwatch: bool
     provider_raw: str | None = None  # what the instrumentation sent, where it differs from `provider`
     fees_usd: float | None = None  # the part of cost_usd that is per-use fees (web searches, grounding)
+    list_cost_usd: float | None = None  # list price; cost_usd is what is paid (discounts applied)
+    price_data_version: str | None = None  # the price data that priced it (`bundled-0.2.3`, `fetched-...`)
+    price_data_source: str | None = None  # where that data came from (`bundled`, a URL, `[prices.models]`)
 
 
 _SQL_TYPES = {
@@ -72,6 +75,9 @@ _SQL_TYPES = {
     "from_spendwatch": "BOOLEAN",
     "provider_raw": "VARCHAR",
     "fees_usd": "DOUBLE",
+    "list_cost_usd": "DOUBLE",
+    "price_data_version": "VARCHAR",
+    "price_data_source": "VARCHAR",
 }
 # The order of a row's values, with their DuckDB types.
 ROW_COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _SQL_TYPES[name]) for name in SpanRow._fields)
