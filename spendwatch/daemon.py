@@ -32,7 +32,7 @@ from spendwatch.collector.grpc_receiver import GrpcReceiver
 from spendwatch.collector.http_receiver import HttpReceiver
 from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.migrations import NewerSchemaError
-from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.price_refresh import PriceRefresh
 from spendwatch.collector.read_api import ReadApi
 from spendwatch.collector.readonly import ReadConnections
 from spendwatch.collector.self_metrics import start_self_metrics
@@ -124,7 +124,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         logger.info("database %s: applied migrations %s", config.db, ", ".join(store.migrations_applied))
     writer = Writer(store, config.max_queued_spans)
     writer.start()
-    ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes))
+    ingest = Ingest(writer, config.pricer(), KeepList(config.keep_attributes))
+    prices = PriceRefresh(config.prices_url, config.prices_refresh, config.db, writer, ingest)
     reads = ReadConnections(store)  # from here on, the database's settings are locked
     servers = HttpServers()
     http = HttpReceiver(ingest, ingest_token=config.ingest_token)
@@ -185,6 +186,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "exports_in_flight": http.in_flight,
             "spans_queued": writer.queued_spans,
             "alert_deliveries_failing": failed_deliveries,
+            "price_data": prices.status(),
         }
 
     read_api = ReadApi(reads, token, status)
@@ -194,6 +196,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     servers.start()
     grpc_receiver.start()
     engine["rules"].start()
+    prices.start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
@@ -226,11 +229,12 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _reload(reload, engine, ingest, store)
+            _reload(reload, engine, ingest, store, prices)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     servers.stop()
     engine["rules"].stop()
+    prices.stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
@@ -248,7 +252,9 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     return 0
 
 
-def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store) -> None:
+def _reload(
+    reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store, prices: PriceRefresh
+) -> None:
     """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
     if reload is None:
         return
@@ -261,6 +267,7 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     old.stop()
     engine["rules"] = RulesEngine(lambda: store.con, config.rules)
     engine["rules"].start()
-    ingest.pricer = Pricer(config.prices)
+    ingest.pricer = config.pricer()
     ingest.keep = KeepList(config.keep_attributes)
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))
+    threading.Thread(target=prices.reprice_unpriced, name="spendwatch-reprice", daemon=True).start()
