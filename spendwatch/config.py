@@ -228,8 +228,8 @@ def parse_prices_section(section: Any, path: Path) -> PricesSection:
         refresh = parse_duration(refresh)
     except (ValueError, TypeError) as error:
         raise ConfigError(f'{path}: prices.refresh: {error} (how often price data is fetched, such as "1h")') from None
-    if refresh.total_seconds() < 60:
-        raise ConfigError(f"{path}: prices.refresh: expected at least a minute, got {section.get('refresh')!r}")
+    if refresh.total_seconds() < 1:
+        raise ConfigError(f"{path}: prices.refresh: expected at least a second, got {section.get('refresh')!r}")
     legacy = {key: value for key, value in section.items() if key not in _PRICES_KEYS}
     for key, value in legacy.items():
         if not isinstance(value, dict):

@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from spendwatch import semconv
-from spendwatch.collector import discounts, fees, price_data
+from spendwatch.collector import discounts, fees, price_data, tiers
 from spendwatch.collector.discounts import DiscountRule, TokenRates
 from spendwatch.collector.providers import GENAI_PRICES_PROVIDER
 from spendwatch.collector.rows import SpanRow
@@ -54,6 +54,8 @@ class Price(NamedTuple):
     model: str | None = None  # which of the call's models was priced
     tier: tuple[tuple[str, str], ...] = ()  # genai-prices' price context, such as (("service_tier", "flex"),)
     rule: DiscountRule | None = None  # the discount rule that applied
+    tier_share: float = 1.0  # for a tier the data has no price for: the provider's share of standard (tiers.py)
+    tier_unknown: tuple[tuple[str, str], ...] = ()  # a tier priced at standard: neither the data nor a rule knows it
 
 
 NO_PRICE = Price(None)
@@ -93,6 +95,8 @@ class _Resolved:
     model_price: Any  # genai_prices ModelPrice for this provider, model, tier and time
     rates: tuple[Decimal, Decimal, Decimal, Decimal] | None  # per token, where the price is linear
     up_to: float  # input tokens up to which `rates` hold (a tiered price's first tier)
+    share: float = 1.0  # of the standard price, for a tier without a price variant (tiers.py)
+    unknown_tiers: tuple[tuple[str, str], ...] = ()
 
 
 class Pricer:
@@ -200,15 +204,29 @@ class Pricer:
             fee = 0.0
             if fee_usage and resolved is not None:
                 fee = fees.calc(resolved.model_price, fee_usage)
+            share = resolved.share if resolved is not None else 1.0
             listed: float | None = None
             if resolved is not None and (has_tokens or extra or free_when_answered):
                 # with a fee genai-prices knows, one sum of everything, as genai-prices makes it
-                priced = {**extra, **fee_usage} if fee else extra
+                one_sum = bool(fee) and share == 1.0
+                priced = {**extra, **fee_usage} if one_sum else extra
                 listed = self._list_price(provider_id, model, at, context, resolved, tokens, parts, priced)
-                if listed is not None and fee:
+                if listed is not None and share != 1.0:
+                    listed *= share  # the tier's share of the standard price, for the usage, not the fees
+                if listed is not None and one_sum:
                     counts = _counts(tokens) if has_tokens else None
                     return self._paid(
-                        provider, model, api_key_id, at, listed, fee, counts, data.version, data.source, context
+                        provider,
+                        model,
+                        api_key_id,
+                        at,
+                        listed,
+                        fee,
+                        counts,
+                        data.version,
+                        data.source,
+                        context,
+                        resolved,
                     )
                 if listed == 0 and extra and not has_tokens:
                     listed = None  # its price has no rate for what it used (gpt-4o-mini-tts by characters)
@@ -221,7 +239,17 @@ class Pricer:
             listed = (listed or 0.0) + fee
             counts = _counts(tokens) if has_tokens else None
             return self._paid(
-                provider, model, api_key_id, at, listed, fee or None, counts, data.version, data.source, context
+                provider,
+                model,
+                api_key_id,
+                at,
+                listed,
+                fee or None,
+                counts,
+                data.version,
+                data.source,
+                context,
+                resolved,
             )
         return NO_PRICE
 
@@ -252,10 +280,12 @@ class Pricer:
         version: str,
         source: str,
         context: tuple[tuple[str, str], ...] = (),
+        resolved: _Resolved | None = None,
     ) -> Price:
         rule = discounts.first_match(self.discount_rules, provider, model, api_key_id, at)
         paid, paid_fees = discounts.effective(rule, listed, fee, counts)
-        return Price(paid, listed, paid_fees, version, source, model, context, rule)
+        share, unknown = (resolved.share, resolved.unknown_tiers) if resolved is not None else (1.0, ())
+        return Price(paid, listed, paid_fees, version, source, model, context, rule, share, unknown)
 
     def _list_price(
         self,
@@ -305,7 +335,8 @@ class Pricer:
             self._intraday[(provider_id, model)] = intraday
             key = (provider_id, model, context, at.date(), (at.hour, at.minute) if intraday else None)
         rates, up_to = _linear_rates(found.model_price)
-        resolved = self._resolved[key] = _Resolved(found.model_price, rates, up_to)
+        share, unknown = tiers.share(provider_id, tiers.unpriced_tiers(found, context, at))
+        resolved = self._resolved[key] = _Resolved(found.model_price, rates, up_to, share, unknown)
         if len(self._resolved) > 20_000:  # a bound, whatever the variety of models and minutes
             self._resolved.clear()
         return resolved
