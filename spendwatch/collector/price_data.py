@@ -105,8 +105,9 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def parse(raw: bytes, source: str, fetched_at: datetime) -> PriceData:
-    """Price data from the bytes of a genai-prices data file (a JSON array of providers)."""
+def parse(raw: bytes, url: str, fetched_at: datetime) -> PriceData:
+    """Price data from the bytes of a genai-prices data file (a JSON array of providers), fetched from `url`
+    (its source is the URL as it may be shown: a query may carry a token)."""
     from genai_prices import data_snapshot
     from genai_prices.types import _providers_from_raw  # what genai-prices' own fetch parses with
 
@@ -115,11 +116,17 @@ def parse(raw: bytes, source: str, fetched_at: datetime) -> PriceData:
         raise ValueError("expected a JSON array of providers")
     snapshot = data_snapshot.DataSnapshot(_providers_from_raw(payload), from_auto_update=True)
     version = "fetched-" + hashlib.sha256(raw).hexdigest()[:12]
-    return PriceData(version, source, fetched_at, snapshot)
+    return PriceData(version, shown_url(url), fetched_at, snapshot)
 
 
-def save(path: Path, raw: bytes, data: PriceData) -> None:
-    meta = {"source": data.source, "version": data.version, "fetched_at": data.fetched_at.isoformat()}
+def _url_id(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def save(path: Path, raw: bytes, data: PriceData, url: str) -> None:
+    """Keep the file fetched from `url` (the URL itself only as a hash: its query may carry a token)."""
+    assert data.fetched_at is not None
+    meta = {"url_sha256": _url_id(url), "version": data.version, "fetched_at": data.fetched_at.isoformat()}
     temporary = path.with_name(path.name + ".tmp")
     try:
         with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
@@ -136,7 +143,7 @@ def load_saved(path: Path, url: str) -> PriceData | None:
     try:
         head, _, raw = path.read_bytes().partition(b"\n")
         meta = json.loads(head)
-        if meta.get("source") != url:
+        if meta.get("url_sha256") != _url_id(url):
             return None
         data = parse(raw, url, datetime.fromisoformat(meta["fetched_at"]))
     except FileNotFoundError:

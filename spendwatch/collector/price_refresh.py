@@ -83,7 +83,7 @@ class PriceRefresher(UpdatePrices):
         self.updates += 1
         logger.info("price data: %s from %s in force", data.version, shown_url(self.url))
         if self.cache_file is not None:
-            price_data.save(self.cache_file, response.content, data)
+            price_data.save(self.cache_file, response.content, data, self.url)
         if self.on_update is not None:
             try:
                 self.on_update(data)
@@ -109,6 +109,10 @@ class PriceRefresh:
     def start(self) -> None:
         if self.url is None:
             return
+        # httpx2 logs every request's URL at INFO, genai-prices its URL when its settings change: a price
+        # URL's query may carry a token, so both say only warnings and errors (ours say what they need).
+        for name in ("httpx2", "genai-prices"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         threading.Thread(target=self._start, name="spendwatch-prices", daemon=True).start()
 
     def _start(self) -> None:
