@@ -175,15 +175,21 @@ def test_moderations_are_free_and_unknown_models_stay_unpriced():
         "openai", ("omni-moderation-latest",), input_tokens=None, output_tokens=None, free_when_answered=True
     )
     assert (free.cost_usd, free.list_cost_usd, free.fees_usd) == (0.0, 0.0, None)
-    assert pricer.price_call(
-        "openai", ("dall-e-9",), input_tokens=None, output_tokens=None, attributes={"spendwatch.usage.images": 1}
-    ) == pricing.NO_PRICE
+    assert (
+        pricer.price_call(
+            "openai", ("dall-e-9",), input_tokens=None, output_tokens=None, attributes={"spendwatch.usage.images": 1}
+        )
+        == pricing.NO_PRICE
+    )
     assert pricer.price_call("openai", ("tts-1",), input_tokens=None, output_tokens=None) == pricing.NO_PRICE
     # a model priced by tokens, called with characters only: unknown, not free
-    assert pricer.price_call(
-        "openai",
-        ("gpt-4o-mini-tts",),
-        input_tokens=None,
-        output_tokens=None,
-        attributes={"spendwatch.usage.input_characters": 500},
-    ) == pricing.NO_PRICE
+    assert (
+        pricer.price_call(
+            "openai",
+            ("gpt-4o-mini-tts",),
+            input_tokens=None,
+            output_tokens=None,
+            attributes={"spendwatch.usage.input_characters": 500},
+        )
+        == pricing.NO_PRICE
+    )
