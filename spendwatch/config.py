@@ -10,14 +10,16 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from spendwatch.billing.config import BillingConfig, parse_billing_config
+from spendwatch.collector import price_data
 from spendwatch.collector.attribution import DEFAULT_SOURCES, DIMENSIONS, HASH_KEY_ENV, AttributionConfig
+from spendwatch.collector.discounts import DiscountRule, TokenRates
 from spendwatch.collector.forward import PROTOCOLS, Upstream
-from spendwatch.collector.pricing import PriceOverride
+from spendwatch.collector.pricing import PriceOverride, Pricer
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
 from spendwatch.rules.config import RulesConfig, parse_rules_config
@@ -133,6 +135,10 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
+_PRICES_KEYS = ("url", "refresh", "models", "discounts")  # in [prices]; any other table there is a model
+_RULE_MATCH = ("name", "provider", "api_key_id", "model", "from", "until")
+_RULE_EFFECTS = ("discount", "markup", "rates")
+PRICES_URL_ENV = "SPENDWATCH_PRICES_URL"
 
 
 class ConfigError(UserError):
@@ -163,6 +169,13 @@ class Config:
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     forward: tuple[Upstream, ...] = ()
     billing: BillingConfig = field(default_factory=BillingConfig)
+    discounts: tuple[DiscountRule, ...] = ()
+    prices_url: str | None = price_data.DEFAULT_URL  # where fresh price data comes from; None: bundled only
+    prices_refresh: timedelta = timedelta(seconds=price_data.DEFAULT_REFRESH_SECONDS)
+
+    def pricer(self) -> Pricer:
+        """A pricer with this config's own models and discount rules."""
+        return Pricer(self.prices, self.discounts)
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -185,9 +198,13 @@ def resolve(flags: dict[str, Any]) -> Config:
     billing = parse_billing_config(document.get("billing", {}), values["config"])
     rules = parse_rules_config(document, values["config"])
     rules.billed_keys = billing.key_map()  # the reconcile rules map the providers' keys as `reconcile` does
+    prices = parse_prices_section(document.get("prices", {}), values["config"])
     return Config(
         **values,
-        prices=parse_prices(document.get("prices", {}), values["config"]),
+        prices=prices.models,
+        discounts=prices.discounts,
+        prices_url=prices.url,
+        prices_refresh=prices.refresh,
         rules=rules,
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
         attribution=parse_attribution(document.get("attribution", {}), values["config"]),
@@ -244,25 +261,134 @@ def load_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def parse_prices(section: Any, path: Path) -> dict[str, PriceOverride]:
-    """`[prices]`: model = { input = USD per million tokens, output = ..., cache_read = ..., cache_write = ... }."""
+@dataclass(frozen=True)
+class PricesSection:
+    models: dict[str, PriceOverride]
+    discounts: tuple[DiscountRule, ...]
+    url: str | None
+    refresh: timedelta
+
+
+def parse_prices_section(section: Any, path: Path) -> PricesSection:
+    """`[prices]`: where fresh price data comes from (`url`, `refresh`), the config's own models
+    (`[prices.models."name"]`, or, as before, `[prices."name"]`) and what is paid (`[[prices.discounts]]`)."""
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: prices: expected a table of models, got {section!r}")
+        raise ConfigError(f"{path}: prices: expected a table (url, refresh, models, discounts), got {section!r}")
+    url = section.get("url", price_data.DEFAULT_URL)
+    if not isinstance(url, str) or not (url == "off" or url.startswith(("http://", "https://"))):
+        raise ConfigError(
+            f'{path}: prices.url: expected an http(s) URL of a genai-prices data file or "off", got {url!r}'
+        )
+    if os.environ.get(PRICES_URL_ENV):
+        url = os.environ[PRICES_URL_ENV]
+        if not (url == "off" or url.startswith(("http://", "https://"))):
+            raise ConfigError(f'{PRICES_URL_ENV}: expected an http(s) URL or "off", got {url!r}')
+    refresh = section.get("refresh", "1h")
+    try:
+        refresh = parse_duration(refresh)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f'{path}: prices.refresh: {error} (how often price data is fetched, such as "1h")') from None
+    if refresh.total_seconds() < 1:
+        raise ConfigError(f"{path}: prices.refresh: expected at least a second, got {section.get('refresh')!r}")
+    legacy = {key: value for key, value in section.items() if key not in _PRICES_KEYS}
+    for key, value in legacy.items():
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{path}: prices.{key}: unknown key; expected one of {', '.join(_PRICES_KEYS)}, "
+                "or a model's table such as { input = 0.5, output = 1.5 }"
+            )
+    models_section = section.get("models", {})
+    if not isinstance(models_section, dict):
+        raise ConfigError(f"{path}: prices.models: expected a table of models, got {models_section!r}")
+    models = parse_prices(legacy, path, "prices")
+    models.update(parse_prices(models_section, path, "prices.models"))
+    rules = section.get("discounts", [])
+    if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
+        raise ConfigError(
+            f"{path}: prices.discounts: expected an array of tables ([[prices.discounts]]), got {rules!r}"
+        )
+    discounts = tuple(
+        _discount_rule(rule, f"{path}: prices.discounts[{index}]", index) for index, rule in enumerate(rules)
+    )
+    return PricesSection(models, discounts, None if url == "off" else url, refresh)
+
+
+def parse_prices(section: Any, path: Path, where_key: str = "prices") -> dict[str, PriceOverride]:
+    """Models of the config's own: model = { input = USD per million tokens, output = ..., cache_read = ...,
+    cache_write = ... }."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: {where_key}: expected a table of models, got {section!r}")
     prices = {}
     for model, rates in section.items():
-        where = f"{path}: prices.{model}"
-        if not isinstance(rates, dict):
-            raise ConfigError(f"{where}: expected a table such as {{ input = 0.5, output = 1.5 }}, got {rates!r}")
-        for rate, value in rates.items():
-            if rate not in _PRICE_RATES:
-                raise ConfigError(f"{where}.{rate}: unknown rate; expected one of {', '.join(sorted(_PRICE_RATES))}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{where}.{rate}: expected USD per million tokens (a number >= 0), got {value!r}")
-        for required in ("input", "output"):
-            if required not in rates:
-                raise ConfigError(f"{where}.{required}: missing; expected USD per million tokens")
-        prices[model] = PriceOverride(**{rate: float(value) for rate, value in rates.items()})
+        prices[model] = _rates(rates, f"{path}: {where_key}.{model}", require=True)
     return prices
+
+
+def _rates(rates: Any, where: str, *, require: bool) -> TokenRates:
+    if not isinstance(rates, dict):
+        raise ConfigError(f"{where}: expected a table such as {{ input = 0.5, output = 1.5 }}, got {rates!r}")
+    for rate, value in rates.items():
+        if rate not in _PRICE_RATES:
+            raise ConfigError(f"{where}.{rate}: unknown rate; expected one of {', '.join(sorted(_PRICE_RATES))}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}.{rate}: expected USD per million tokens (a number >= 0), got {value!r}")
+    for required in ("input", "output"):
+        if required not in rates and require:
+            raise ConfigError(f"{where}.{required}: missing; expected USD per million tokens")
+    return TokenRates(**{rate: float(value) for rate, value in rates.items()})
+
+
+def _discount_rule(rule: dict[str, Any], where: str, index: int) -> DiscountRule:
+    """One `[[prices.discounts]]`: what it matches (provider, api_key_id, model, from, until) and one effect."""
+    for key in rule:
+        if key not in _RULE_MATCH + _RULE_EFFECTS:
+            raise ConfigError(f"{where}.{key}: unknown key; expected one of {', '.join(_RULE_MATCH + _RULE_EFFECTS)}")
+    for key in ("name", "provider", "api_key_id", "model"):
+        if key in rule and (not isinstance(rule[key], str) or not rule[key].strip()):
+            raise ConfigError(f"{where}.{key}: expected a non-empty string, got {rule[key]!r}")
+    effects = [key for key in _RULE_EFFECTS if key in rule]
+    if len(effects) != 1:
+        raise ConfigError(
+            f"{where}: expected exactly one of discount (a fraction off list price), markup (a fraction on top) "
+            f"or rates (committed USD per million tokens), got {', '.join(effects) or 'none'}"
+        )
+    days = {}
+    for key in ("from", "until"):
+        value = rule.get(key)
+        if value is not None and not (isinstance(value, date) and not isinstance(value, datetime)):
+            raise ConfigError(
+                f"{where}.{key}: expected a date such as 2026-01-01 (TOML date, no quotes), got {value!r}"
+            )
+        days[key] = value
+    if days["from"] and days["until"] and days["until"] < days["from"]:
+        raise ConfigError(f"{where}.until: {days['until']} is before from ({days['from']})")
+    discount = markup = None
+    rates = None
+    if "discount" in rule:
+        discount = rule["discount"]
+        if isinstance(discount, bool) or not isinstance(discount, int | float) or not 0 <= discount <= 1:
+            raise ConfigError(
+                f"{where}.discount: expected a fraction of list price from 0 to 1 (0.15 is 15% off), got {discount!r}"
+            )
+    elif "markup" in rule:
+        markup = rule["markup"]
+        if isinstance(markup, bool) or not isinstance(markup, int | float) or not 0 <= markup <= 10:
+            raise ConfigError(
+                f"{where}.markup: expected a fraction of list price from 0 to 10 (0.05 is 5% on top), got {markup!r}"
+            )
+    else:
+        rates = _rates(rule["rates"], f"{where}.rates", require=True)
+    return DiscountRule(
+        name=rule.get("name") or f"prices.discounts[{index}]",
+        provider=rule.get("provider"),
+        api_key_id=rule.get("api_key_id"),
+        model=rule.get("model"),
+        starts=days["from"],
+        ends=days["until"],
+        discount=None if discount is None else float(discount),
+        markup=None if markup is None else float(markup),
+        rates=rates,
+    )
 
 
 def parse_attributes(section: Any, path: Path) -> tuple[str, ...]:

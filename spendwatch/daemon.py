@@ -37,7 +37,7 @@ from spendwatch.collector.grpc_receiver import GrpcReceiver
 from spendwatch.collector.http_receiver import HttpReceiver
 from spendwatch.collector.ingest import Ingest
 from spendwatch.collector.migrations import NewerSchemaError
-from spendwatch.collector.pricing import Pricer
+from spendwatch.collector.price_refresh import PriceRefresh
 from spendwatch.collector.read_api import MetricsEndpoint, ReadApi
 from spendwatch.collector.readonly import ReadConnections
 from spendwatch.collector.self_metrics import start_self_metrics
@@ -133,8 +133,9 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     writer = Writer(store, config.max_queued_spans)
     counting_from = datetime.now(UTC)  # the spend counters of /metrics count the calls stored from here on
     writer.start()
-    ingest = Ingest(writer, Pricer(config.prices), KeepList(config.keep_attributes), config.attribution)
+    ingest = Ingest(writer, config.pricer(), KeepList(config.keep_attributes), config.attribution)
     ingest.forwarders = start_forwarders(list(config.forward), config.db.with_name(config.db.name + ".forward"))
+    prices = PriceRefresh(config.prices_url, config.prices_refresh, config.db, writer, ingest)
     reads = ReadConnections(store)  # from here on, the database's settings are locked
     servers = HttpServers()
     http = HttpReceiver(ingest, ingest_token=config.ingest_token)
@@ -204,6 +205,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "alert_deliveries_failing": failed_deliveries,
             "billing_imports": engine["billing"].runs,
             "billing_import_failures": engine["billing"].failures,
+            "price_data": prices.status(),
         }
 
     tally = CallTally(
@@ -248,6 +250,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     grpc_receiver.start()
     engine["rules"].start()
     engine["billing"].start()
+    prices.start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
@@ -281,7 +284,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _reload(reload, engine, ingest, store, writer)
+            _reload(reload, engine, ingest, store, writer, prices)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     servers.stop()
@@ -289,6 +292,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     for forwarder in ingest.forwarders:
         forwarder.stop()
     engine["billing"].stop()
+    prices.stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
@@ -316,7 +320,14 @@ def _billing(config: Config, writer: Writer, ingest: Ingest) -> BillingSchedule:
     return BillingSchedule(config.billing, write, lambda *args, **kwargs: ingest.pricer.price_total(*args, **kwargs))
 
 
-def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store, writer: Writer) -> None:
+def _reload(
+    reload: Callable[[], Config] | None,
+    engine: dict,
+    ingest: Ingest,
+    store: Store,
+    writer: Writer,
+    prices: PriceRefresh,
+) -> None:
     """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
     if reload is None:
         return
@@ -329,10 +340,11 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     old.stop()
     engine["rules"] = RulesEngine(lambda: store.con, config.rules)
     engine["rules"].start()
-    ingest.pricer = Pricer(config.prices)
+    ingest.pricer = config.pricer()
     ingest.keep = KeepList(config.keep_attributes)
     ingest.attribution = config.attribution
     engine["billing"].stop()
     engine["billing"] = _billing(config, writer, ingest)
     engine["billing"].start()
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))
+    threading.Thread(target=prices.reprice_unpriced, name="spendwatch-reprice", daemon=True).start()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-# The column of a call's cost at list prices. Until list prices are stored apart from what is paid, it is
-# `cost_usd` itself (no discounts are known); name their column here (`list_cost_usd`) and every export
-# of list cost — the metrics' `spendwatch_list_cost_usd_total`, FOCUS's ListCost — follows.
-LIST_COST_COLUMN = "cost_usd"
+# The column of a call's cost at list prices (`cost_usd` is what is paid, the config's discounts applied).
+# Every export of list cost follows it: the metrics' `spendwatch_list_cost_usd_total`, FOCUS's ListCost.
+LIST_COST_COLUMN = "list_cost_usd"
 
 
 def usd(amount: float | None, missing: str = "") -> str:

@@ -20,6 +20,15 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"  # the anthropic SDK's name
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+# The cost proposal (open-telemetry/semantic-conventions-genai#443): what one inference cost, in which
+# currency, and whether the provider said so (`provider`) or the recorder computed it (`local`).
+GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
+GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
+COST_SOURCE_LOCAL = "local"
+# OpenAI's own group: the tier that served the call (`default`, `flex`, `priority`, `scale`), which prices it.
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER_DEPRECATED = "gen_ai.openai.response.service_tier"
 
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"  # a metric attribute: input or output
 TOKEN_TYPE_INPUT = "input"
@@ -57,6 +66,26 @@ SPENDWATCH_USAGE_IMAGES = "spendwatch.usage.images"  # images generated (priced 
 SPENDWATCH_REQUEST_IMAGE_SIZE = "spendwatch.request.image_size"
 SPENDWATCH_REQUEST_IMAGE_QUALITY = "spendwatch.request.image_quality"
 SPENDWATCH_RESPONSE_TOOL_CALLS = "spendwatch.response.tool_calls"  # the types of the tool calls in the answer
+# Parts of the token counts that are priced apart (genai-prices' usage names in brackets). Cache writes by
+# lifetime are parts of `gen_ai.usage.cache_creation.input_tokens`; audio and image tokens of the input or
+# output count; cached audio and images of the cache reads.
+SPENDWATCH_USAGE_CACHE_WRITE_5M_TOKENS = "spendwatch.usage.cache_write_5m_tokens"  # [cache_write_5m_tokens]
+SPENDWATCH_USAGE_CACHE_WRITE_1H_TOKENS = "spendwatch.usage.cache_write_1h_tokens"  # [cache_write_1h_tokens]
+SPENDWATCH_USAGE_OUTPUT_AUDIO_TOKENS = "spendwatch.usage.output_audio_tokens"  # [output_audio_tokens]
+SPENDWATCH_USAGE_OUTPUT_IMAGE_TOKENS = "spendwatch.usage.output_image_tokens"  # [output_image_tokens]
+SPENDWATCH_USAGE_CACHE_AUDIO_READ_TOKENS = "spendwatch.usage.cache_audio_read_tokens"  # [cache_audio_read_tokens]
+SPENDWATCH_USAGE_CACHE_IMAGE_READ_TOKENS = "spendwatch.usage.cache_image_read_tokens"  # [cache_image_read_tokens]
+SPENDWATCH_USAGE_INPUT_VIDEO_TOKENS = "spendwatch.usage.input_video_tokens"  # [input_video_tokens]
+# How the call was served, where it changes the price: the tier a provider answered with (Anthropic's
+# `usage.service_tier`, Gemini's `x-gemini-service-tier`; OpenAI's has its semconv name above), Anthropic's
+# fast mode (`usage.speed`), and a call answered through a provider's Batch API.
+SPENDWATCH_RESPONSE_SERVICE_TIER = "spendwatch.response.service_tier"
+SPENDWATCH_RESPONSE_SPEED = "spendwatch.response.speed"
+SPENDWATCH_REQUEST_BATCH = "spendwatch.request.batch"
+# What spendwatch priced a call at, beside the semconv cost (which is what the user pays): the list price
+# and the price data that gave it.
+SPENDWATCH_COST_LIST_AMOUNT = "spendwatch.cost.list_amount"
+SPENDWATCH_COST_PRICE_DATA = "spendwatch.cost.price_data"
 
 # Who a call was for (attribution). The semantic conventions' names where they exist; spendwatch's own
 # beside them. The app sets them with `spendwatch.attribute(...)` or OpenTelemetry baggage, and any span

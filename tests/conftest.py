@@ -33,6 +33,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     for name in ("SPENDWATCH_DB", "SPENDWATCH_CONFIG", "SPENDWATCH_PROVIDER_HOSTS"):
         monkeypatch.delenv(name, raising=False)
+    # Offline, as the machine is: no daemon a test starts fetches price data unless the test says from where.
+    monkeypatch.setenv("SPENDWATCH_PRICES_URL", "off")
     yield
     spendwatch.uninstrument()
     _stop_leftover_collectors()

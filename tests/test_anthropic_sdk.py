@@ -36,6 +36,7 @@ def expected(standin, key, response_id, stream):
         "gen_ai.usage.output_tokens": 50,
         "gen_ai.usage.cache_read.input_tokens": 600,
         "gen_ai.usage.cache_creation.input_tokens": 100,
+        "spendwatch.usage.cache_write_5m_tokens": 100,  # usage.cache_creation: all of it 5-minute writes
         "gen_ai.response.finish_reasons": ("end_turn",),
         **call_attributes(standin, key),
     }

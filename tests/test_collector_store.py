@@ -53,6 +53,9 @@ LLM_CALLS_SCHEMA = [
     ("agent", "VARCHAR"),
     ("conversation", "VARCHAR"),
     ("tags", "MAP(VARCHAR, VARCHAR)"),
+    ("list_cost_usd", "DOUBLE"),
+    ("price_data_version", "VARCHAR"),
+    ("price_data_source", "VARCHAR"),
 ]
 
 
@@ -69,6 +72,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m008_metrics_received_at",
         "m009_attribution",
         "m010_billed_usage",
+        "m011_list_cost_and_price_data",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -83,15 +87,25 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m008_metrics_received_at",
         "m009_attribution",
         "m010_billed_usage",
+        "m011_list_cost_and_price_data",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
-    assert span_columns[-11:-6] == [
+    assert span_columns[-14:] == [
         ("superseded", "BOOLEAN"),
         ("superseded_by", "VARCHAR"),
         ("supersede_rule", "VARCHAR"),
         ("provider_raw", "VARCHAR"),
         ("fees_usd", "DOUBLE"),
+        ("user", "VARCHAR"),
+        ("tenant", "VARCHAR"),
+        ("feature", "VARCHAR"),
+        ("agent", "VARCHAR"),
+        ("conversation", "VARCHAR"),
+        ("tags", "MAP(VARCHAR, VARCHAR)"),
+        ("list_cost_usd", "DOUBLE"),
+        ("price_data_version", "VARCHAR"),
+        ("price_data_source", "VARCHAR"),
     ]
     assert [row[:2] for row in con.execute("DESCRIBE span_links").fetchall()] == [
         ("trace_id", "VARCHAR"),
@@ -106,7 +120,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         ("first_seen", "TIMESTAMP WITH TIME ZONE"),
         ("last_seen", "TIMESTAMP WITH TIME ZONE"),
     ]
-    # what the providers billed (m007), beside what was observed
+    # what the providers billed (m010), beside what was observed
     assert [row[:2] for row in con.execute("DESCRIBE billed_usage").fetchall()] == [
         ("provider", "VARCHAR"),
         ("source", "VARCHAR"),

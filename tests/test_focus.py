@@ -159,3 +159,25 @@ def test_the_validator_finds_what_breaks_the_specification(loaded, tmp_path):
     missing = tmp_path / "missing.csv"
     missing.write_text("\n".join(",".join(line.split(",")[1:]) for line in text.splitlines()) + "\n")
     assert "BilledCost: a mandatory column is missing" in validate_csv(missing)
+
+
+def test_list_cost_is_list_price_and_effective_cost_what_the_discount_leaves(tmp_path):
+    config = tmp_path / "spendwatch.toml"
+    config.write_text('[[prices.discounts]]\nprovider = "openai"\ndiscount = 0.2\n')
+    db = tmp_path / "spendwatch.duckdb"
+    collector = Collector(db, tmp_path / "log", config=config).start()
+    load_calls(collector)
+    answer = run_cli("export", "focus", "--db", str(db), "--config", str(config), "--since", "all")
+    assert collector.stop() == 0
+    assert answer.returncode == 0, answer.stderr
+    path = tmp_path / "focus.csv"
+    path.write_text(answer.stdout)
+    assert validate_csv(path) == []
+    rows = list(csv.DictReader(io.StringIO(answer.stdout)))
+    by_provider = {name: [row for row in rows if row["ProviderName"] == name] for name in ("OpenAI", "Anthropic")}
+    assert by_provider["OpenAI"] and by_provider["Anthropic"]
+    for row in by_provider["OpenAI"]:
+        assert Decimal(row["EffectiveCost"]) > 0
+        assert math.isclose(float(Decimal(row["EffectiveCost"])), 0.8 * float(Decimal(row["ListCost"])), rel_tol=1e-9)
+    for row in by_provider["Anthropic"]:
+        assert Decimal(row["EffectiveCost"]) == Decimal(row["ListCost"]) > 0

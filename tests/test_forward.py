@@ -202,6 +202,36 @@ def test_a_chain_of_two_daemons_over_otlp_http_stores_the_same_calls(tmp_path):
     assert upstream.query(sql) == downstream_calls
 
 
+def forward_three_calls(directory, port: int, strip: str) -> dict[str, float]:
+    """Three calls of two spans each through a daemon forwarding to `port`; the cost of each call stored."""
+    directory.mkdir()
+    collector = start(
+        directory, f'[[forward]]\nendpoint = "http://127.0.0.1:{port}"\nprotocol = "grpc"\nstrip = {strip}\n'
+    )
+    for index in range(3):
+        send(collector, traffic(index)[0])
+    wait_for(lambda: metric(collector, "spendwatch_forward_spans_total") == 9, "not every span was forwarded")
+    assert collector.stop() == 0
+    return {span_id: cost for span_id, cost in collector.query("SELECT span_id, cost_usd FROM llm_calls")}
+
+
+@pytest.mark.parametrize("strip", ["true", "false"])
+def test_each_call_is_forwarded_with_its_cost_once_on_the_span_counted(tmp_path, strip):
+    """The cost proposal's `gen_ai.usage.cost.amount` on the span `llm_calls` counts, not on the sibling
+    span of the same call it superseded: an upstream that sums the attribute counts each call once."""
+    with OtlpReceiver() as receiver:
+        stored = forward_three_calls(tmp_path / "daemon", receiver.port, strip)
+        spans = [span for _, _, span in receiver.spans]
+    assert len(stored) == 3 and all(cost > 0 for cost in stored.values())
+    assert len(spans) == 9
+    priced = {span.span_id.hex(): attributes(span) for span in spans if "gen_ai.usage.cost.amount" in attributes(span)}
+    assert {span_id: attrs["gen_ai.usage.cost.amount"] for span_id, attrs in priced.items()} == stored
+    assert all(
+        (attrs["gen_ai.usage.cost.currency"], attrs["gen_ai.usage.cost.source"]) == ("USD", "local")
+        for attrs in priced.values()
+    )
+
+
 def test_the_queue_on_disk_is_bounded(tmp_path):
     forward = f'[[forward]]\nendpoint = "http://127.0.0.1:{free_port()}"\nmax_queue_mb = 0.01\ntimeout = "1s"\n'
     collector = start(tmp_path, forward)

@@ -139,13 +139,15 @@ def _genai(provider_id, model, **usage):
     ],
 )
 def test_what_calls_use_besides_tokens(provider, model, tokens, attributes, expected_cost, expected_fees):
-    cost, fees_usd = Pricer().price_call(
+    price = Pricer().price_call(
         provider,
         (model,),
         input_tokens=tokens.get("input_tokens"),
         output_tokens=tokens.get("output_tokens"),
         attributes=attributes,
     )
+    cost, fees_usd = price.cost_usd, price.fees_usd
+    assert price.list_cost_usd == cost  # no discount rule: what is paid is list price
     if isinstance(expected_cost, tuple):
         expected_cost = _genai(expected_cost[0], model, **expected_cost[1])
     assert cost == pytest.approx(expected_cost, rel=1e-12)
@@ -155,31 +157,39 @@ def test_what_calls_use_besides_tokens(provider, model, tokens, attributes, expe
 def test_a_search_fee_genai_prices_does_not_carry_comes_from_the_table():
     """genai-prices prices Claude on Bedrock without its web-search fee: $10 per 1,000 from the table."""
     model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    cost, fees_usd = Pricer().price_call(
+    price = Pricer().price_call(
         "aws.bedrock",
         (model,),
         input_tokens=900,
         output_tokens=120,
         attributes={"spendwatch.usage.web_search_calls": 3},
     )
+    cost, fees_usd = price.cost_usd, price.fees_usd
     assert fees_usd == pytest.approx(0.03)
     assert cost == pytest.approx(_genai("aws", model, input_tokens=900, output_tokens=120) + 0.03)
 
 
 def test_moderations_are_free_and_unknown_models_stay_unpriced():
     pricer = Pricer()
-    assert pricer.price_call(
+    free = pricer.price_call(
         "openai", ("omni-moderation-latest",), input_tokens=None, output_tokens=None, free_when_answered=True
-    ) == (0.0, None)
-    assert pricer.price_call(
-        "openai", ("dall-e-9",), input_tokens=None, output_tokens=None, attributes={"spendwatch.usage.images": 1}
-    ) == (None, None)
-    assert pricer.price_call("openai", ("tts-1",), input_tokens=None, output_tokens=None) == (None, None)
+    )
+    assert (free.cost_usd, free.list_cost_usd, free.fees_usd) == (0.0, 0.0, None)
+    assert (
+        pricer.price_call(
+            "openai", ("dall-e-9",), input_tokens=None, output_tokens=None, attributes={"spendwatch.usage.images": 1}
+        )
+        == pricing.NO_PRICE
+    )
+    assert pricer.price_call("openai", ("tts-1",), input_tokens=None, output_tokens=None) == pricing.NO_PRICE
     # a model priced by tokens, called with characters only: unknown, not free
-    assert pricer.price_call(
-        "openai",
-        ("gpt-4o-mini-tts",),
-        input_tokens=None,
-        output_tokens=None,
-        attributes={"spendwatch.usage.input_characters": 500},
-    ) == (None, None)
+    assert (
+        pricer.price_call(
+            "openai",
+            ("gpt-4o-mini-tts",),
+            input_tokens=None,
+            output_tokens=None,
+            attributes={"spendwatch.usage.input_characters": 500},
+        )
+        == pricing.NO_PRICE
+    )

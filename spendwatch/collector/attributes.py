@@ -50,6 +50,10 @@ ALLOWED_NAMES = frozenset(
         "gen_ai.openai.request.service_tier",
         "gen_ai.openai.response.service_tier",
         "gen_ai.openai.response.system_fingerprint",
+        "openai.request.service_tier",
+        "openai.response.service_tier",  # the tier that served the call: it prices it
+        "openai.response.system_fingerprint",
+        "openai.api.type",
         "gen_ai.openai.api_base",
         "gen_ai.is_streaming",
         "gen_ai.tool.name",

@@ -1,7 +1,11 @@
-"""What a call costs besides its tokens: tool and grounding fees, characters, audio seconds, images.
+"""What a call used besides its four token counts: parts priced apart, tool and grounding fees,
+characters, audio seconds, images.
 
 The instrumentation counts them on the span (`spendwatch.usage.*`); this module turns the counts into
-genai-prices' own usage names and prices them with it wherever it can — web searches (OpenAI's web
+genai-prices' own usage names: the parts of the token counts that are priced apart (cache writes by
+lifetime, audio, image and video tokens, cached audio and images) — genai-prices prices each part at its
+own rate and the rest of its total at the total's — and what is billed by other units, which it prices
+wherever it can — web searches (OpenAI's web
 search tool, Anthropic's server tool, Gemini's grounding), text-to-speech characters (tts-1), audio
 seconds (whisper-1), image and audio input tokens (gpt-image, gpt-4o-transcribe) — and from the small
 tables below where it cannot:
@@ -24,13 +28,24 @@ from typing import Any
 
 from spendwatch import semconv
 
-# span attribute -> genai-prices usage key
+# span attribute -> genai-prices usage key: parts of the token counts
+PART_KEYS = {
+    semconv.SPENDWATCH_USAGE_CACHE_WRITE_5M_TOKENS: "cache_write_5m_tokens",
+    semconv.SPENDWATCH_USAGE_CACHE_WRITE_1H_TOKENS: "cache_write_1h_tokens",
+    semconv.SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS: "input_image_tokens",
+    semconv.SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS: "input_audio_tokens",
+    semconv.SPENDWATCH_USAGE_INPUT_VIDEO_TOKENS: "input_video_tokens",
+    semconv.SPENDWATCH_USAGE_CACHE_AUDIO_READ_TOKENS: "cache_audio_read_tokens",
+    semconv.SPENDWATCH_USAGE_CACHE_IMAGE_READ_TOKENS: "cache_image_read_tokens",
+    semconv.SPENDWATCH_USAGE_OUTPUT_AUDIO_TOKENS: "output_audio_tokens",
+    semconv.SPENDWATCH_USAGE_OUTPUT_IMAGE_TOKENS: "output_image_tokens",
+}
+# ... what is billed by other units
 USAGE_KEYS = {
     semconv.SPENDWATCH_USAGE_INPUT_CHARACTERS: "input_characters",
     semconv.SPENDWATCH_USAGE_AUDIO_SECONDS: "audio_seconds",
-    semconv.SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS: "input_image_tokens",
-    semconv.SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS: "input_audio_tokens",
 }
+# ... and per-use fees
 FEE_KEYS = {semconv.SPENDWATCH_USAGE_WEB_SEARCH_CALLS: "web_searches"}
 
 PER_IMAGE_USD: dict[str, dict[tuple[str, str], float]] = {
@@ -56,15 +71,20 @@ WEB_SEARCH_USD: tuple[tuple[str, float], ...] = (
 MAX_UNITS = 10**9
 
 
-def usage_counts(attributes: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-    """(extra usage, fee usage) in genai-prices' names, from a span's attributes; odd values are ignored."""
-    extra, fees = {}, {}
-    for names, found in ((USAGE_KEYS, extra), (FEE_KEYS, fees)):
+def usage_counts(attributes: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """(parts, extra usage, fee usage) in genai-prices' names, from a span's attributes; odd values are
+    ignored, and parts must be whole numbers."""
+    parts: dict[str, float] = {}
+    extra: dict[str, float] = {}
+    fees: dict[str, float] = {}
+    for names, found in ((PART_KEYS, parts), (USAGE_KEYS, extra), (FEE_KEYS, fees)):
         for attribute, key in names.items():
             value = attributes.get(attribute)
             if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_UNITS:
+                if found is parts and not float(value).is_integer():
+                    continue
                 found[key] = value
-    return extra, fees
+    return parts, extra, fees
 
 
 def per_image_cost(model: str | None, attributes: Mapping[str, Any]) -> float | None:

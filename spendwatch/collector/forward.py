@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spendwatch import semconv
 from spendwatch.collector import scrub
 from spendwatch.collector.attributes import RESOURCE_IDENTITY, KeepList, allowed
 from spendwatch.collector.spans import TYPED_ATTRIBUTES
@@ -139,6 +140,25 @@ def strip_request(request: Any, keep: KeepList) -> Any:
                     link.trace_state = ""
                     _strip_attributes(link.attributes, keep)
     return copy
+
+
+def with_costs(request: Any, costs: dict[tuple[bytes, bytes], float]) -> None:
+    """The semantic conventions' cost proposal on each counted span: `gen_ai.usage.cost.amount` in USD,
+    source `local` (priced here). A span that already says what it cost keeps its own figure."""
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                cost = costs.get((span.trace_id, span.span_id))
+                if cost is None or any(pair.key == semconv.GEN_AI_USAGE_COST_AMOUNT for pair in span.attributes):
+                    continue
+                for key, kind, value in (
+                    (semconv.GEN_AI_USAGE_COST_AMOUNT, "double_value", cost),
+                    (semconv.GEN_AI_USAGE_COST_CURRENCY, "string_value", "USD"),
+                    (semconv.GEN_AI_USAGE_COST_SOURCE, "string_value", semconv.COST_SOURCE_LOCAL),
+                ):
+                    pair = span.attributes.add()
+                    pair.key = key
+                    setattr(pair.value, kind, value)
 
 
 def count_spans(request: Any) -> int:
@@ -304,9 +324,15 @@ class Forwarder:
         self._thread.join(timeout=self.upstream.timeout + 5)
         self._sender.close()
 
-    def enqueue(self, request: Any, keep: KeepList) -> None:
-        """Queue an export the daemon stored (on the receiver's thread, before the exporter is answered)."""
+    def enqueue(self, request: Any, keep: KeepList, costs: dict[tuple[bytes, bytes], float] | None = None) -> None:
+        """Queue an export the daemon stored (on the receiver's thread, before the exporter is answered),
+        with `costs` (by trace and span id) on the spans the store counts."""
         message = strip_request(request, keep) if self.upstream.strip else request
+        if costs:
+            if message is request:
+                message = type(request)()
+                message.CopyFrom(request)
+            with_costs(message, costs)
         dropped = self.queue.put(message.SerializeToString(), count_spans(message))
         if dropped:
             self.dropped += dropped

@@ -87,11 +87,41 @@ class Ingest:
     def stored(self, request: Any) -> None:
         """The export is stored and about to be acknowledged: queue it for each upstream, so that an export
         is forwarded once for every time it is acknowledged (an exporter's retry of a failed one is not)."""
+        if not self.forwarders:
+            return
+        costs = self._counted_costs(request)
         for forwarder in self.forwarders:
             try:
-                forwarder.enqueue(request, self.keep)
+                forwarder.enqueue(request, self.keep, costs)
             except Exception as error:  # a full disk costs the upstream this export, never the local store
                 logger.error("could not queue an export for %s: %s", forwarder.upstream.endpoint, error)
+
+    def _counted_costs(self, request: Any) -> dict[tuple[bytes, bytes], float]:
+        """The cost of each span of the export that `llm_calls` counts, as stored: what a forwarded span
+        carries as `gen_ai.usage.cost.amount`. A span counted instead of another, or a sibling the store
+        superseded, carries none, so that an upstream summing the attribute counts each call once."""
+        ids = [
+            (span.trace_id, span.span_id)
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+        if not ids:
+            return {}
+
+        def read(store: Any) -> list[tuple[str, str, float]]:
+            return store.con.execute(
+                """SELECT trace_id, span_id, cost_usd FROM llm_calls
+                   WHERE trace_id IN (SELECT unnest(?)) AND span_id IN (SELECT unnest(?)) AND cost_usd IS NOT NULL""",
+                [sorted({trace.hex() for trace, _ in ids}), sorted({span.hex() for _, span in ids})],
+            ).fetchall()
+
+        try:
+            found = self.writer.call(read).result(timeout=COMMIT_TIMEOUT_SECONDS)
+        except Exception as error:  # the export is forwarded all the same, without costs
+            logger.error("could not read the costs of a forwarded export: %s", error)
+            return {}
+        return {(bytes.fromhex(trace), bytes.fromhex(span)): cost for trace, span, cost in found}
 
     def export_other(self, request: Any) -> None:
         with self._lock:

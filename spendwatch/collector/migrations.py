@@ -481,6 +481,37 @@ def m010_billed_usage(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m011_list_cost_and_price_data(con: duckdb.DuckDBPyConnection) -> None:
+    """`list_cost_usd` (list price) beside `cost_usd` (what is paid, once the config's discounts apply:
+    FinOps' ListCost and EffectiveCost), and the price data each call was priced with
+    (`price_data_version`, `price_data_source`). Calls stored before were priced at list price with data
+    that was not recorded: their list cost is their cost, their data version unknown (NULL)."""
+    con.execute("DROP VIEW llm_calls")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN list_cost_usd DOUBLE")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN price_data_version VARCHAR")
+    con.execute("ALTER TABLE llm_call_spans ADD COLUMN price_data_source VARCHAR")
+    con.execute("UPDATE llm_call_spans SET list_cost_usd = cost_usd WHERE cost_usd IS NOT NULL")
+    con.execute(
+        """
+        CREATE VIEW llm_calls AS
+        SELECT
+            trace_id, span_id, parent_span_id, start_time, end_time, duration_ms, service_name, provider,
+            operation, request_model, response_model, response_id, streaming, input_tokens, output_tokens,
+            cache_read_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_usd, api_key_id,
+            api_key_hint, status_code, error_type, finish_reasons, server_address, attributes,
+            (input_tokens IS NULL AND output_tokens IS NULL AND error_type IS NULL AND coalesce(status_code, 0) < 400)
+                AS usage_unknown,
+            coalesce(response_model, request_model) AS model,
+            (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)) AS unpriced,
+            fees_usd, received_at, user, tenant, feature, agent, conversation, tags,
+            list_cost_usd, price_data_version, price_data_source
+        FROM llm_call_spans
+        WHERE NOT superseded
+        """
+    )
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")

@@ -45,6 +45,9 @@ class SpanRow(NamedTuple):
     agent: str | None = None
     conversation: str | None = None
     tags: dict[str, str] | None = None
+    list_cost_usd: float | None = None  # list price; cost_usd is what is paid (discounts applied)
+    price_data_version: str | None = None  # the price data that priced it (`bundled-0.2.3`, `fetched-...`)
+    price_data_source: str | None = None  # where that data came from (`bundled`, a URL, `[prices.models]`)
 
 
 _SQL_TYPES = {
@@ -84,6 +87,9 @@ _SQL_TYPES = {
     "agent": "VARCHAR",
     "conversation": "VARCHAR",
     "tags": "MAP(VARCHAR, VARCHAR)",
+    "list_cost_usd": "DOUBLE",
+    "price_data_version": "VARCHAR",
+    "price_data_source": "VARCHAR",
 }
 # The order of a row's values, with their DuckDB types.
 ROW_COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _SQL_TYPES[name]) for name in SpanRow._fields)

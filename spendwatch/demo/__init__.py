@@ -29,6 +29,10 @@ DEMO_CONFIG = """
 [daemon]
 settle = "0s"
 
+[prices]
+url = "off"                           # offline: the bundled price data
+
+
 [notifiers]
 inbox = "json://127.0.0.1:{inbox_port}/alerts"
 

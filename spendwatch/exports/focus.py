@@ -18,8 +18,8 @@ map onto FOCUS's columns — the decisions the specification leaves to a data ge
   output, reasoning included) in ConsumedUnit "Tokens"; PricingQuantity the same in millions, the unit
   providers price in ("1000000 Tokens"). No unit prices are written: a row mixes input, output and cached
   tokens at different rates, and a blended rate would be a number no price list has.
-- Costs: BilledCost, EffectiveCost and ContractedCost are what spendwatch priced (`cost_usd`), ListCost
-  the cost at list prices (`money.LIST_COST_COLUMN`, the same until discounts are stored), in USD.
+- Costs: BilledCost, EffectiveCost and ContractedCost are what is paid (`cost_usd`, the config's discounts
+  applied), ListCost the cost at list prices (`list_cost_usd`), in USD.
   ChargeCategory "Usage", ChargeFrequency "Usage-Based", ChargeClass null (nothing here corrects an
   invoiced period). BillingPeriod is the calendar month (UTC) holding the charge period.
 - Calls with no known price have no cost, and FOCUS costs may not be null (nor a placeholder 0): they are

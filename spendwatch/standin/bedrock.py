@@ -36,9 +36,9 @@ def _event(event_type: str, payload: dict[str, Any]) -> bytes:
     return event_message(headers, json.dumps(payload).encode())
 
 
-def _usage(exchange: Exchange) -> dict[str, int]:
+def _usage(exchange: Exchange) -> dict[str, Any]:
     usage = exchange.usage
-    counts = {
+    counts: dict[str, Any] = {
         "inputTokens": usage.input - usage.cache_read - usage.cache_write,
         "outputTokens": usage.output,
         "totalTokens": usage.input + usage.output,
@@ -47,6 +47,11 @@ def _usage(exchange: Exchange) -> dict[str, int]:
         counts["cacheReadInputTokens"] = usage.cache_read
     if usage.cache_write:
         counts["cacheWriteInputTokens"] = usage.cache_write
+        counts["cacheDetails"] = [
+            {"ttl": ttl, "inputTokens": tokens}
+            for ttl, tokens in (("5m", usage.cache_write - usage.cache_write_1h), ("1h", usage.cache_write_1h))
+            if tokens
+        ]
     return counts
 
 

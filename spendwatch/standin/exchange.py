@@ -12,13 +12,23 @@ DEFAULT_REPLY = "Hello from the stand-in provider."
 
 @dataclass(frozen=True)
 class Usage:
-    """A call's usage in semconv terms: input includes cache reads and writes, output includes reasoning."""
+    """A call's usage in semconv terms: input includes cache reads and writes, output includes reasoning.
+
+    The parts priced apart are parts of those: `cache_write_1h` of the cache writes (the rest are 5-minute
+    writes), audio and image tokens of the input and the output, `cache_audio` of the cache reads.
+    """
 
     input: int = 25
     output: int = 0  # 0: one token per streamed chunk of the reply
     cache_read: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    cache_write_1h: int = 0
+    input_audio: int = 0
+    input_image: int = 0
+    output_audio: int = 0
+    output_image: int = 0
+    cache_audio: int = 0
 
     @classmethod
     def from_header(cls, value: str | None, default_output: int) -> Usage:
@@ -65,6 +75,11 @@ class Exchange:
     def model(self) -> str:
         in_path = self.path.rsplit("/models/", 1)[-1].split(":", 1)[0] if "/models/" in self.path else None
         return self.body.get("model") or model_of(self.path) or in_path or "standin-model"
+
+    @property
+    def service_tier(self) -> str | None:
+        """`x-standin-service-tier`: the tier the answer says served it (OpenAI's, Anthropic's, Gemini's)."""
+        return self.headers.get("x-standin-service-tier")
 
     @property
     def response_model(self) -> str:

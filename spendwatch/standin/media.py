@@ -28,13 +28,18 @@ def images(exchange: Exchange) -> Answer:
     body: dict[str, Any] = {"created": int(time.time()), "data": [{"b64_json": FAKE_PNG} for _ in range(count)]}
     if model.startswith(("gpt-image", "chatgpt-image")):
         usage = exchange.usage
-        image_tokens = int(exchange.headers.get("x-standin-image-tokens") or 0)
+        image_tokens = int(exchange.headers.get("x-standin-image-tokens") or 0) or usage.input_image
         body["usage"] = {
             "input_tokens": usage.input,
             "input_tokens_details": {"text_tokens": usage.input - image_tokens, "image_tokens": image_tokens},
             "output_tokens": usage.output,
             "total_tokens": usage.input + usage.output,
         }
+        if usage.output_image:
+            body["usage"]["output_tokens_details"] = {
+                "text_tokens": usage.output - usage.output_image,
+                "image_tokens": usage.output_image,
+            }
     return _answer(body)
 
 

@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.events is None:
             self._send_json(200, answer.body, answer.headers, answer.content_type)
         else:
-            self._send_stream(answer.content_type, answer.events)
+            self._send_stream(answer.content_type, answer.events, answer.headers)
 
     def do_GET(self) -> None:
         """The admin APIs (standin/admin.py): what the stand-in billed, as the providers report it."""
@@ -129,9 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, content_type: str, events: list[bytes]) -> None:
+    def _send_stream(self, content_type: str, events: list[bytes], extra: dict[str, str] | None = None) -> None:
         self.send_response(200)
         self.send_header("content-type", content_type)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         try:

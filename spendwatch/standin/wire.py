@@ -28,14 +28,32 @@ def _sse(payload: Any, event: str | None = None) -> bytes:
 
 
 def _openai_usage(exchange: Exchange) -> dict[str, Any]:
+    """Chat completions' usage; `x-standin-reasoning-apart: 1` answers as xAI does, reasoning beside the
+    completion (and in the total) rather than inside it."""
     usage = exchange.usage
+    completion = usage.output
+    if exchange.headers.get("x-standin-reasoning-apart") == "1":
+        completion -= usage.reasoning
+    prompt_details: dict[str, Any] = {"cached_tokens": usage.cache_read}
+    if usage.input_audio:
+        prompt_details["audio_tokens"] = usage.input_audio
+    if usage.cache_audio:
+        prompt_details["cached_tokens_details"] = {"audio_tokens": usage.cache_audio}
+    completion_details: dict[str, Any] = {"reasoning_tokens": usage.reasoning}
+    if usage.output_audio:
+        completion_details["audio_tokens"] = usage.output_audio
     return {
         "prompt_tokens": usage.input,
-        "completion_tokens": usage.output,
+        "completion_tokens": completion,
         "total_tokens": usage.input + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": completion_details,
     }
+
+
+def _with_tier(exchange: Exchange, body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's answers say which tier served them."""
+    return {**body, "service_tier": exchange.service_tier} if exchange.service_tier else body
 
 
 def _chat_completions(exchange: Exchange) -> Answer:
@@ -44,25 +62,28 @@ def _chat_completions(exchange: Exchange) -> Answer:
     model = exchange.response_model
     if not exchange.body.get("stream"):
         return Answer(
-            {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": exchange.reply, "refusal": None},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": _openai_usage(exchange),
-            }
+            _with_tier(
+                exchange,
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": exchange.reply, "refusal": None},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": _openai_usage(exchange),
+                },
+            )
         )
     groq = exchange.headers.get("x-standin-groq") == "1"
     include_usage = bool((exchange.body.get("stream_options") or {}).get("include_usage"))
-    base = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+    base = _with_tier(exchange, {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model})
     events = []
     chunks = exchange.chunks
     for index, piece in enumerate(chunks):
@@ -104,33 +125,36 @@ def _responses(exchange: Exchange) -> Answer:
         }
         for index in range(web_searches(exchange))
     ]
-    response = {
-        "id": ident,
-        "object": "response",
-        "created_at": int(time.time()),
-        "model": exchange.response_model,
-        "status": "completed",
-        "output": [
-            *searches,
-            {
-                "type": "message",
-                "id": message_id,
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": exchange.reply, "annotations": []}],
+    response = _with_tier(
+        exchange,
+        {
+            "id": ident,
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": exchange.response_model,
+            "status": "completed",
+            "output": [
+                *searches,
+                {
+                    "type": "message",
+                    "id": message_id,
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": exchange.reply, "annotations": []}],
+                },
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": exchange.body.get("tools") or [],
+            "usage": {
+                "input_tokens": usage.input,
+                "input_tokens_details": {"cached_tokens": usage.cache_read},
+                "output_tokens": usage.output,
+                "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+                "total_tokens": usage.input + usage.output,
             },
-        ],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": exchange.body.get("tools") or [],
-        "usage": {
-            "input_tokens": usage.input,
-            "input_tokens_details": {"cached_tokens": usage.cache_read},
-            "output_tokens": usage.output,
-            "output_tokens_details": {"reasoning_tokens": usage.reasoning},
-            "total_tokens": usage.input + usage.output,
         },
-    }
+    )
     if not exchange.body.get("stream"):
         return Answer(response)
     in_progress = {**response, "status": "in_progress", "output": [], "usage": None}
@@ -181,12 +205,22 @@ def _embeddings(exchange: Exchange) -> Answer:
 
 def _anthropic_usage(exchange: Exchange, output: int) -> dict[str, Any]:
     usage = exchange.usage
-    return {
+    counts: dict[str, Any] = {
         "input_tokens": usage.input - usage.cache_read - usage.cache_write,
         "output_tokens": output,
         "cache_creation_input_tokens": usage.cache_write,
         "cache_read_input_tokens": usage.cache_read,
     }
+    if usage.cache_write:
+        counts["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write - usage.cache_write_1h,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h,
+        }
+    if exchange.service_tier:
+        counts["service_tier"] = exchange.service_tier
+    if exchange.headers.get("x-standin-speed"):
+        counts["speed"] = exchange.headers["x-standin-speed"]
+    return counts
 
 
 def messages(exchange: Exchange, stream: bool | None = None) -> Answer:
@@ -262,16 +296,32 @@ def _gemini_model(exchange: Exchange) -> str:
 def _gemini_usage(exchange: Exchange, complete: bool) -> dict[str, Any]:
     usage = exchange.usage
     metadata: dict[str, Any] = {"promptTokenCount": usage.input}
+    if usage.input_audio or usage.input_image:
+        text = usage.input - usage.input_audio - usage.input_image
+        metadata["promptTokensDetails"] = _modalities(TEXT=text, AUDIO=usage.input_audio, IMAGE=usage.input_image)
     if usage.cache_read:
         metadata["cachedContentTokenCount"] = usage.cache_read
+        if usage.cache_audio:
+            metadata["cacheTokensDetails"] = _modalities(
+                TEXT=usage.cache_read - usage.cache_audio, AUDIO=usage.cache_audio
+            )
     if complete:
         metadata["candidatesTokenCount"] = usage.output - usage.reasoning
+        if usage.output_audio or usage.output_image:
+            text = usage.output - usage.reasoning - usage.output_audio - usage.output_image
+            metadata["candidatesTokensDetails"] = _modalities(
+                TEXT=text, AUDIO=usage.output_audio, IMAGE=usage.output_image
+            )
         if usage.reasoning:
             metadata["thoughtsTokenCount"] = usage.reasoning
         metadata["totalTokenCount"] = usage.input + usage.output
     else:
         metadata["totalTokenCount"] = usage.input
     return metadata
+
+
+def _modalities(**counts: int) -> list[dict[str, Any]]:
+    return [{"modality": name, "tokenCount": tokens} for name, tokens in counts.items() if tokens]
 
 
 def _gemini_chunk(exchange: Exchange, text: str, last: bool) -> dict[str, Any]:
@@ -292,8 +342,13 @@ def _gemini_chunk(exchange: Exchange, text: str, last: bool) -> dict[str, Any]:
     }
 
 
+def _gemini_headers(exchange: Exchange) -> dict[str, str]:
+    """Gemini says which tier served a call in a header, not in the body."""
+    return {"x-gemini-service-tier": exchange.service_tier} if exchange.service_tier else {}
+
+
 def _generate_content(exchange: Exchange) -> Answer:
-    return Answer(_gemini_chunk(exchange, exchange.reply, last=True))
+    return Answer(_gemini_chunk(exchange, exchange.reply, last=True), headers=_gemini_headers(exchange))
 
 
 def _stream_generate_content(exchange: Exchange) -> Answer:
@@ -301,10 +356,10 @@ def _stream_generate_content(exchange: Exchange) -> Answer:
     values = [_gemini_chunk(exchange, piece, index == len(chunks) - 1) for index, piece in enumerate(chunks)]
     if exchange.query.get("alt") == ["sse"]:
         events = [b"data: " + json.dumps(value).encode() + b"\r\n\r\n" for value in values]
-        return Answer(events=events, content_type="text/event-stream")
+        return Answer(events=events, content_type="text/event-stream", headers=_gemini_headers(exchange))
     events = [(b"[" if index == 0 else b",\r\n") + json.dumps(value).encode() for index, value in enumerate(values)]
     events.append(b"]")
-    return Answer(events=events, content_type="application/json; charset=UTF-8")
+    return Answer(events=events, content_type="application/json; charset=UTF-8", headers=_gemini_headers(exchange))
 
 
 def _embed_content(exchange: Exchange) -> Answer:

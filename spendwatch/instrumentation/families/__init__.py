@@ -88,6 +88,20 @@ def count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def set_parts(call: Any, parts: Mapping[str, Any]) -> None:
+    """Parts of the usage priced apart (audio, images, cache writes by lifetime), each under its span
+    attribute; a part is set, never added, since a stream repeats its usage; zero and odd values are left out."""
+    for name, value in parts.items():
+        if count(value):
+            call.extra[name] = value
+
+
+def set_text(call: Any, name: str, value: Any) -> None:
+    """A short text fact of the response (a service tier, a speed) as a span attribute."""
+    if isinstance(value, str) and 0 < len(value) <= 64:
+        call.extra[name] = value
+
+
 def loads(data: bytes | str) -> Any:
     try:
         return json.loads(data)

@@ -5,6 +5,11 @@ In a stream, `message_start` carries the input side and `message_delta` the outp
 usage is cumulative (it replaces, it does not add), so the usage seen so far is merged key by key.
 Server tools are billed per use: `usage.server_tool_use` counts web searches (priced) and web fetches
 (free beyond their tokens).
+
+What else prices a call: cache writes by lifetime (`usage.cache_creation.ephemeral_5m_input_tokens` and
+`ephemeral_1h_input_tokens`: an hour's cache costs more to write), the tier that served it
+(`usage.service_tier`: `standard`, `priority`, or `batch` for a Message Batches result) and fast mode
+(`usage.speed`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 from spendwatch import semconv
-from spendwatch.instrumentation.families import Family, Route, Wire, body_model, body_streams, count, request_json
+from spendwatch.instrumentation.families import (
+    Family,
+    Route,
+    Wire,
+    body_model,
+    body_streams,
+    count,
+    request_json,
+    set_parts,
+    set_text,
+)
 
 PROVIDER = "anthropic"
 
@@ -81,6 +96,17 @@ def _usage(call: Any, usage: Any, *, final: bool) -> None:
         cache_write_tokens=cache_write,
         final=final,
     )
+    lifetimes = merged.get("cache_creation")
+    if isinstance(lifetimes, dict):
+        set_parts(
+            call,
+            {
+                semconv.SPENDWATCH_USAGE_CACHE_WRITE_5M_TOKENS: lifetimes.get("ephemeral_5m_input_tokens"),
+                semconv.SPENDWATCH_USAGE_CACHE_WRITE_1H_TOKENS: lifetimes.get("ephemeral_1h_input_tokens"),
+            },
+        )
+    set_text(call, semconv.SPENDWATCH_RESPONSE_SERVICE_TIER, merged.get("service_tier"))
+    set_text(call, semconv.SPENDWATCH_RESPONSE_SPEED, merged.get("speed"))
     server_tools = merged.get("server_tool_use")
     if isinstance(server_tools, dict):  # cumulative too: set, never added
         for key, name in (

@@ -9,7 +9,8 @@ inference profile (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`) or an ARN. Wh
 - InvokeModelWithResponseStream: each event's `bytes` is the model family's stream chunk (base64 JSON);
   the last one carries `amazon-bedrock-invocationMetrics`.
 Bedrock's `inputTokens` leaves the cache out (as Anthropic's does): the semconv input count is input +
-cache reads + cache writes.
+cache reads + cache writes. Converse's `usage.cacheDetails` splits the cache writes by lifetime (`5m`, `1h`),
+which are priced apart.
 
 The credential is SigV4: the key id is made from the access key id in the `Authorization` header's
 `Credential=` scope, never from the secret (which never travels); the scope also names the region.
@@ -26,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from spendwatch import semconv
-from spendwatch.instrumentation.families import Family, Route, Wire, anthropic, count
+from spendwatch.instrumentation.families import Family, Route, Wire, anthropic, count, set_parts
 
 PROVIDER = "aws.bedrock"
 
@@ -100,6 +101,18 @@ def observe_converse(call: Any, obj: Any) -> None:
             usage.get("outputTokens"),
             usage.get("cacheReadInputTokens"),
             usage.get("cacheWriteInputTokens"),
+        )
+        lifetimes = {
+            detail.get("ttl"): detail.get("inputTokens")
+            for detail in usage.get("cacheDetails") or ()
+            if isinstance(detail, dict)
+        }
+        set_parts(
+            call,
+            {
+                semconv.SPENDWATCH_USAGE_CACHE_WRITE_5M_TOKENS: lifetimes.get("5m"),
+                semconv.SPENDWATCH_USAGE_CACHE_WRITE_1H_TOKENS: lifetimes.get("1h"),
+            },
         )
 
 

@@ -5,6 +5,10 @@ includes cached content, and the output side is candidates plus thoughts. A stre
 array without it) repeats `usageMetadata` on its chunks; the last one, beside a `finishReason`, is final.
 Embedding responses carry no usage, so their input is estimated from the request.
 
+Modalities are priced apart: `promptTokensDetails`, `candidatesTokensDetails` and `cacheTokensDetails`
+give each modality's tokens (audio input costs more than text; cached audio too; images made are output
+image tokens). The tier that served the call (flex, priority) is the `x-gemini-service-tier` header.
+
 Grounding with Google Search is billed apart: a candidate's `groundingMetadata.webSearchQueries` are the
 searches it ran. Gemini 3 models are billed per search query, earlier ones per grounded prompt, so the
 billed count (`spendwatch.usage.web_search_calls`) is one or the number of queries accordingly, beside
@@ -17,7 +21,7 @@ import re
 from typing import Any
 
 from spendwatch import semconv
-from spendwatch.instrumentation.families import Family, Route, Wire
+from spendwatch.instrumentation.families import Family, Route, Wire, count, set_parts, set_text
 
 PROVIDER = "gcp.gemini"
 
@@ -33,6 +37,11 @@ def model_in_path(path: str) -> str | None:
 def read_request(call: Any, request: Any) -> None:
     call.request_model = model_in_path(request.path)
     call.request_stream = request.path.endswith(":streamGenerateContent")
+
+
+def on_headers(call: Any, headers: Any) -> None:
+    tier = headers.get("x-gemini-service-tier")
+    set_text(call, semconv.SPENDWATCH_RESPONSE_SERVICE_TIER, tier.lower() if isinstance(tier, str) else None)
 
 
 def observe(call: Any, obj: Any) -> None:
@@ -75,6 +84,36 @@ def observe(call: Any, obj: Any) -> None:
             reasoning_tokens=thoughts,
             final=finished or not call.streaming,
         )
+        _modalities(call, usage)
+
+
+def _modalities(call: Any, usage: dict[str, Any]) -> None:
+    """Each modality's share of the prompt (tool-use prompts included), the cache and the output."""
+    prompt = _by_modality(usage.get("promptTokensDetails"), usage.get("toolUsePromptTokensDetails"))
+    cached = _by_modality(usage.get("cacheTokensDetails"))
+    output = _by_modality(usage.get("candidatesTokensDetails"))
+    set_parts(
+        call,
+        {
+            semconv.SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS: prompt.get("AUDIO"),
+            semconv.SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS: _sum(prompt.get("IMAGE"), prompt.get("DOCUMENT")),
+            semconv.SPENDWATCH_USAGE_INPUT_VIDEO_TOKENS: prompt.get("VIDEO"),
+            semconv.SPENDWATCH_USAGE_CACHE_AUDIO_READ_TOKENS: cached.get("AUDIO"),
+            semconv.SPENDWATCH_USAGE_CACHE_IMAGE_READ_TOKENS: _sum(cached.get("IMAGE"), cached.get("DOCUMENT")),
+            semconv.SPENDWATCH_USAGE_OUTPUT_AUDIO_TOKENS: output.get("AUDIO"),
+            semconv.SPENDWATCH_USAGE_OUTPUT_IMAGE_TOKENS: _sum(output.get("IMAGE"), output.get("DOCUMENT")),
+        },
+    )
+
+
+def _by_modality(*lists: Any) -> dict[str, int]:
+    """`[{"modality": "AUDIO", "tokenCount": 120}, ...]` (one list or several) as {"AUDIO": 120, ...}."""
+    found: dict[str, int] = {}
+    for details in lists:
+        for item in details if isinstance(details, list) else ():
+            if isinstance(item, dict) and isinstance(item.get("modality"), str) and count(item.get("tokenCount")):
+                found[item["modality"]] = found.get(item["modality"], 0) + item["tokenCount"]
+    return found
 
 
 def _sum(*counts: Any) -> int | None:
@@ -92,7 +131,7 @@ def _grounding(call: Any, queries: int) -> None:
     call.extra[semconv.SPENDWATCH_USAGE_WEB_SEARCH_CALLS] = queries if per_query else 1
 
 
-WIRE = Wire(read_request, observe)
+WIRE = Wire(read_request, observe, on_headers)
 
 ROUTES = (
     Route(":streamGenerateContent", semconv.OPERATION_GENERATE_CONTENT, WIRE, PROVIDER, always_streams=True),

@@ -32,6 +32,8 @@ from spendwatch.instrumentation.families import (
     body_streams,
     count,
     request_json,
+    set_parts,
+    set_text,
 )
 
 PROVIDER = "openai"
@@ -105,6 +107,7 @@ def observe(call: Any, obj: Any) -> None:
 
 
 def _common(call: Any, obj: dict[str, Any]) -> None:
+    _service_tier(call, obj)
     model = obj.get("model")
     if isinstance(model, str) and model:
         call.response_model = model
@@ -144,20 +147,55 @@ def _response_object(call: Any, response: dict[str, Any], *, final: bool) -> Non
 
 
 def _usage(call: Any, usage: dict[str, Any], *, final: bool = True) -> None:
-    input_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-    output_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-    cache_read = input_details.get("cached_tokens") if isinstance(input_details, dict) else None
+    input_details = _details(usage, "prompt_tokens_details", "input_tokens_details", "input_token_details")
+    output_details = _details(usage, "completion_tokens_details", "output_tokens_details", "output_token_details")
+    cache_read = input_details.get("cached_tokens")
     if cache_read is None:
         cache_read = usage.get("prompt_cache_hit_tokens")  # DeepSeek
     input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
     output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
+    reasoning = output_details.get("reasoning_tokens")
+    total = usage.get("total_tokens")
+    # xAI counts reasoning beside the completion (its total is prompt + completion + reasoning); OpenAI
+    # and the rest inside it. Either way the semconv output count includes it.
+    beside = count(reasoning) and count(output_tokens) is not None
+    if beside and total == (count(input_tokens) or 0) + output_tokens + reasoning:
+        output_tokens += reasoning
     call.set_usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_tokens=cache_read,
-        reasoning_tokens=output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None,
+        cache_write_tokens=input_details.get("cache_write_tokens"),
+        reasoning_tokens=reasoning,
         final=final,
     )
+    cached = input_details.get("cached_tokens_details")
+    cached = cached if isinstance(cached, dict) else {}
+    set_parts(
+        call,
+        {
+            semconv.SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS: input_details.get("audio_tokens"),
+            semconv.SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS: input_details.get("image_tokens"),
+            semconv.SPENDWATCH_USAGE_CACHE_AUDIO_READ_TOKENS: cached.get("audio_tokens"),
+            semconv.SPENDWATCH_USAGE_CACHE_IMAGE_READ_TOKENS: cached.get("image_tokens"),
+            semconv.SPENDWATCH_USAGE_OUTPUT_AUDIO_TOKENS: output_details.get("audio_tokens"),
+            semconv.SPENDWATCH_USAGE_OUTPUT_IMAGE_TOKENS: output_details.get("image_tokens"),
+        },
+    )
+
+
+def _details(usage: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The first of a usage's detail objects (chat completions, Responses and Realtime name them apart)."""
+    for name in names:
+        details = usage.get(name)
+        if isinstance(details, dict):
+            return details
+    return {}
+
+
+def _service_tier(call: Any, obj: dict[str, Any]) -> None:
+    """The tier that served the call (`default`, `flex`, `priority`, `scale`): each has its own price."""
+    set_text(call, semconv.OPENAI_RESPONSE_SERVICE_TIER, obj.get("service_tier"))
 
 
 _TOOL_CALL_TYPES = frozenset(
@@ -203,10 +241,7 @@ def observe_images(call: Any, obj: Any) -> None:
             call.add_extra(semconv.SPENDWATCH_USAGE_IMAGES, len(data))
     usage = obj.get("usage")
     if isinstance(usage, dict):
-        _usage(call, usage)
-        details = usage.get("input_tokens_details")
-        if isinstance(details, dict) and count(details.get("image_tokens")):
-            call.extra[semconv.SPENDWATCH_USAGE_INPUT_IMAGE_TOKENS] = details["image_tokens"]
+        _usage(call, usage)  # image input and output tokens apart
 
 
 def observe_audio(call: Any, obj: Any) -> None:
@@ -220,10 +255,7 @@ def observe_audio(call: Any, obj: Any) -> None:
         if usage.get("type") == "duration":
             _seconds(call, usage.get("seconds"))
         else:
-            _usage(call, usage)
-            details = usage.get("input_token_details") or usage.get("input_tokens_details")
-            if isinstance(details, dict) and count(details.get("audio_tokens")):
-                call.extra[semconv.SPENDWATCH_USAGE_INPUT_AUDIO_TOKENS] = details["audio_tokens"]
+            _usage(call, usage)  # audio input tokens apart
     elif semconv.SPENDWATCH_USAGE_AUDIO_SECONDS not in call.extra:
         _seconds(call, obj.get("duration"))  # verbose_json
     if isinstance(obj.get("text"), str):

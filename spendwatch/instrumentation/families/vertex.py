@@ -42,7 +42,7 @@ def read_claude_request(call: Any, request: Any) -> None:
     call.request_stream = body_streams(request_json(request))
 
 
-GEMINI = Wire(read_request, gemini.observe)
+GEMINI = Wire(read_request, gemini.observe, gemini.on_headers)
 CLAUDE = Wire(read_claude_request, anthropic.observe)
 
 FAMILY = Family(
