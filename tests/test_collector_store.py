@@ -59,6 +59,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m005_call_identity",
         "m006_named_meanings",
         "m007_usage_fees",
+        "m008_fleet_sink",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -70,6 +71,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m005_call_identity",
         "m006_named_meanings",
         "m007_usage_fees",
+        "m008_fleet_sink",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
@@ -91,6 +93,22 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         ("spans", "BIGINT"),
         ("first_seen", "TIMESTAMP WITH TIME ZONE"),
         ("last_seen", "TIMESTAMP WITH TIME ZONE"),
+    ]
+    # what this daemon appended to the fleet's shared table (spendwatch/fleet/sink.py)
+    assert [row[:2] for row in con.execute("DESCRIBE fleet_sink").fetchall()] == [
+        ("table_uuid", "VARCHAR"),
+        ("daemon", "VARCHAR"),
+        ("seq", "BIGINT"),
+        ("shipped_through", "TIMESTAMP WITH TIME ZONE"),
+        ("pending_seq", "BIGINT"),
+        ("pending", "JSON"),
+    ]
+    assert [row[:2] for row in con.execute("DESCRIBE fleet_sink_hours").fetchall()] == [
+        ("table_uuid", "VARCHAR"),
+        ("hour", "BIGINT"),
+        ("calls", "BIGINT"),
+        ("digest", "HUGEINT"),
+        ("through", "TIMESTAMP WITH TIME ZONE"),
     ]
     # no index on the calls: it would cost more bytes than the data (m004)
     assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)
