@@ -17,6 +17,7 @@ from typing import Any
 from spendwatch.collector.pricing import PriceOverride
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
+from spendwatch.fleet.settings import FleetConfig, parse_fleet_config
 from spendwatch.rules.config import RulesConfig, parse_rules_config
 
 
@@ -84,6 +85,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "keys",
     "daemon",
     "attributes",
+    "fleet",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -109,6 +111,7 @@ class Config:
     prices: dict[str, PriceOverride]
     rules: RulesConfig
     keep_attributes: tuple[str, ...] = ()
+    fleet: FleetConfig | None = None
 
 
 def resolve(flags: dict[str, Any]) -> Config:
@@ -128,11 +131,20 @@ def resolve(flags: dict[str, Any]) -> Config:
         if values[setting.name] is None:
             values[setting.name] = setting.default()
     values["db"] = Path(values["db"]).expanduser()
+    rules = parse_rules_config(document, values["config"])
+    fleet = parse_fleet_config(document.get("fleet"), values["config"])
+    if fleet is None:
+        for rule in rules.rules:
+            if rule.scope == "fleet":
+                raise ConfigError(
+                    f'{values["config"]}: rule {rule.name!r}: scope: "fleet" needs a [fleet] section (the shared table)'
+                )
     return Config(
         **values,
         prices=parse_prices(document.get("prices", {}), values["config"]),
-        rules=parse_rules_config(document, values["config"]),
+        rules=rules,
         keep_attributes=parse_attributes(document.get("attributes", {}), values["config"]),
+        fleet=fleet,
     )
 
 

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -118,6 +119,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             f"refusing to listen on {config.host} without an ingest token: set --ingest-token or "
             "SPENDWATCH_INGEST_TOKEN (exporters send it as OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20...)"
         )
+    _check_fleet(config)
     os.umask(0o077)  # the database, its WAL and the daemon file are the owner's alone
     store = open_store(config.db)
     if store.migrations_applied:
@@ -138,6 +140,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     started_at = datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     engine = {"rules": RulesEngine(lambda: store.con, config.rules)}
+    fleet = _fleet(config, store)
     dashboard = None
     if config.ui:
         from spendwatch.ui.server import DashboardServer
@@ -185,6 +188,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "exports_in_flight": http.in_flight,
             "spans_queued": writer.queued_spans,
             "alert_deliveries_failing": failed_deliveries,
+            **(fleet.status() if fleet is not None else {}),
         }
 
     read_api = ReadApi(reads, token, status)
@@ -194,6 +198,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     servers.start()
     grpc_receiver.start()
     engine["rules"].start()
+    if fleet is not None:
+        fleet.start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
@@ -226,11 +232,13 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _reload(reload, engine, ingest, store)
+            _reload(reload, engine, ingest, store, fleet)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     servers.stop()
     engine["rules"].stop()
+    if fleet is not None:
+        fleet.stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
@@ -248,7 +256,28 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     return 0
 
 
-def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store) -> None:
+def _check_fleet(config: Config) -> None:
+    """`[fleet]` without the fleet's libraries: one line, before anything starts."""
+    if config.fleet is None:
+        return
+    import importlib.util
+
+    missing = [name for name in ("pyiceberg", "pyarrow", "sqlalchemy") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StartupError(f"{config.config}: [fleet] needs {', '.join(missing)}: pip install 'spendwatch[fleet]'")
+
+
+def _fleet(config: Config, store: Store):
+    """The fleet's sink, lease and rules (spendwatch/fleet) when the config has `[fleet]`; else None."""
+    if config.fleet is None:
+        return None
+    from spendwatch.fleet.service import Fleet
+    from spendwatch.rules.alerts import apprise_send
+
+    return Fleet(lambda: store.con, config.fleet, config.rules, apprise_send, local_retention=config.retention)
+
+
+def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, store: Store, fleet: Any = None) -> None:
     """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
     if reload is None:
         return
@@ -263,4 +292,6 @@ def _reload(reload: Callable[[], Config] | None, engine: dict, ingest: Ingest, s
     engine["rules"].start()
     ingest.pricer = Pricer(config.prices)
     ingest.keep = KeepList(config.keep_attributes)
+    if fleet is not None:
+        fleet.reload(config.rules)
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))
