@@ -213,3 +213,30 @@ def test_two_daemons_share_the_table_each_with_its_own_calls(tmp_path):
     finally:
         for store in stores.values():
             store.close()
+
+
+def test_a_daemon_that_loses_the_race_to_create_the_table_uses_the_winners(tmp_path, store, monkeypatch):
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.exceptions import NoSuchTableError
+
+    settings = fleet_config(tmp_path, daemon="a")
+    store.write([call(NOW, 1.0)])
+    FleetSink(lambda: store.con, settings).run_once()  # the winner created the table
+    load, looked = SqlCatalog.load_table, []
+
+    def not_there_yet(catalog, identifier):  # the loser looked before the winner committed
+        if not looked:
+            looked.append(identifier)
+            raise NoSuchTableError(identifier)
+        return load(catalog, identifier)
+
+    monkeypatch.setattr(SqlCatalog, "load_table", not_there_yet)
+    other = Store(tmp_path / "b.duckdb")
+    try:
+        other.write([call(NOW, 2.0)])
+        FleetSink(lambda: other.con, fleet_config(tmp_path, daemon="b")).run_once()
+    finally:
+        other.close()
+    assert looked == ["spendwatch.llm_calls"]
+    monkeypatch.undo()
+    assert sorted(row[3] for row in fleet_rows(settings)) == [1.0, 2.0]

@@ -91,7 +91,12 @@ def load_table(catalog: SqlCatalog, settings: FleetConfig) -> Table:
 
 def load_or_create(catalog: SqlCatalog, settings: FleetConfig, schema: pa.Schema) -> Table:
     """The shared table, created (partitioned by day) with `schema` if no daemon has created it yet."""
-    from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+    from pyiceberg.exceptions import (
+        CommitFailedException,
+        NamespaceAlreadyExistsError,
+        NoSuchTableError,
+        TableAlreadyExistsError,
+    )
     from pyiceberg.transforms import DayTransform
 
     try:
@@ -106,8 +111,8 @@ def load_or_create(catalog: SqlCatalog, settings: FleetConfig, schema: pa.Schema
             spec.add_field("start_time", DayTransform(), PARTITION_NAME)
         transaction.commit_transaction()
         logger.info("fleet: created the table %s, partitioned by day", settings.table)
-    except TableAlreadyExistsError:
-        pass  # another daemon was first
+    except (TableAlreadyExistsError, CommitFailedException):
+        pass  # another daemon was first (pyiceberg says so either way, depending on when it finds out)
     return catalog.load_table(settings.table)
 
 
