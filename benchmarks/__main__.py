@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import collector_down, ingest, overhead, scale
+from benchmarks import collector_down, fleet, ingest, overhead, scale
 from benchmarks.common import ROOT, Section, machine, table
 
 BENCHMARKS = {
@@ -21,6 +21,7 @@ BENCHMARKS = {
     "collector_down": collector_down.run,
     "ingest": ingest.run,
     "scale": scale.run,
+    "fleet": fleet.run,
 }
 
 

@@ -163,7 +163,8 @@ class Fleet:
                 if clock >= self._next_tick.get(rule.name, 0.0):
                     self._next_tick[rule.name] = clock + rule.every.total_seconds()
                     self._guarded(
-                        f"fleet rule {rule.name!r}", lambda rule=rule, now=now: self.fleet_rules.tick(rule, now, None)
+                        f"fleet rule {rule.name!r}",
+                        lambda rule=rule, now=now: self.fleet_rules.tick(rule, now, self._table()),
                     )
                     next_delivery = 0.0
             if self.lease.held() and clock >= next_delivery:
@@ -173,14 +174,18 @@ class Fleet:
                 next_maintenance = clock + self.settings.maintain_every.total_seconds()
                 self._guarded("fleet maintenance", self._maintain)
 
+    def _table(self):
+        """The shared table, through the sink's catalog (one connection pool for the daemon's fleet)."""
+        from spendwatch.fleet.table import load_table
+
+        return load_table(self.sink.catalog, self.settings)
+
     def _maintain(self) -> None:
         from dataclasses import asdict
 
         from spendwatch.fleet.maintenance import maintain
-        from spendwatch.fleet.table import load_table
 
-        table = load_table(self.sink.catalog, self.settings)
-        done = maintain(table, self.settings, datetime.now(UTC), self.lease.held)
+        done = maintain(self._table(), self.settings, datetime.now(UTC), self.lease.held)
         self.last_maintenance = asdict(done)
         self.maintenance_rounds += 1
 
