@@ -38,14 +38,24 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def _postgres_tool(name: str) -> str:
-    """Debian keeps the server's tools under /usr/lib/postgresql/<version>/bin, off the PATH."""
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (folder / name).exists():
+DEBIAN_POSTGRESQL = Path("/usr/lib/postgresql")
+
+
+def postgres_tool(name: str, debian: Path = DEBIAN_POSTGRESQL, path: str | None = None) -> str:
+    """A PostgreSQL server tool (initdb, pg_ctl): Debian keeps them under /usr/lib/postgresql/<version>/bin,
+    off the PATH, the newest version first; other systems (and Debian's symlinks) put them on the PATH."""
+
+    def version(folder: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in folder.parent.name.split(".") if part.isdigit())
+
+    for folder in sorted(debian.glob("*/bin"), key=version, reverse=True):
+        if os.access(folder / name, os.X_OK):
             return str(folder / name)
-    found = shutil.which(name)
+    found = shutil.which(name, path=path)
     if found is None:
-        raise AssertionError(f"{name} not found: install Debian's postgresql package (.ci/run does)")
+        raise AssertionError(
+            f"{name} not found in {debian}/*/bin or on the PATH: install Debian's postgresql package (.ci/run does)"
+        )
     return found
 
 
@@ -73,17 +83,17 @@ class Postgres:
     def __enter__(self) -> Postgres:
         data = self.directory / "data"
         self._run(
-            _postgres_tool("initdb"), "-D", str(data), "-U", "spendwatch", "--auth=trust", "-E", "UTF8", "--no-sync"
+            postgres_tool("initdb"), "-D", str(data), "-U", "spendwatch", "--auth=trust", "-E", "UTF8", "--no-sync"
         )
         options = f"-k {self.directory} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(
-            _postgres_tool("pg_ctl"), "-D", str(data), "-l", str(self.directory / "log"), "-w", "-o", options, "start"
+            postgres_tool("pg_ctl"), "-D", str(data), "-l", str(self.directory / "log"), "-w", "-o", options, "start"
         )
         return self
 
     def __exit__(self, *exc_info) -> None:
         subprocess.run(
-            [_postgres_tool("pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop"],
+            [postgres_tool("pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop"],
             capture_output=True,
             timeout=60,
             check=False,
@@ -115,7 +125,12 @@ class MotoS3:
         }
 
     def __enter__(self) -> MotoS3:
-        server = Path(sys.executable).with_name("moto_server")
+        server = Path(sys.executable).with_name("moto_server")  # the venv's, beside its python
+        if not server.exists():
+            found = shutil.which("moto_server")
+            if found is None:
+                raise AssertionError("moto_server not found: pip install 'spendwatch[test]' (moto[server])")
+            server = Path(found)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [str(server), "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=subprocess.STDOUT

@@ -289,3 +289,27 @@ def test_query_and_report_over_the_fleet(tmp_path):
     no_fleet = write_config(tmp_path, "")
     missing = run_cli("report", "--fleet", "--config", str(no_fleet))
     assert missing.returncode == 2 and "has no [fleet] section" in missing.stderr
+
+
+def test_the_fleet_tests_find_postgresql_in_debians_folders_and_on_the_path(tmp_path):
+    import subprocess
+
+    from tests.fleet_servers import postgres_tool
+
+    real = postgres_tool("initdb")  # this machine's, wherever it is
+    debian = tmp_path / "usr-lib-postgresql"
+    for version in ("9.6", "15", "16"):  # the newest by number, not by name
+        (debian / version / "bin").mkdir(parents=True)
+        (debian / version / "bin" / "initdb").symlink_to(real)
+    assert postgres_tool("initdb", debian, path="") == str(debian / "16" / "bin" / "initdb")
+
+    elsewhere = tmp_path / "bin"  # no Debian folders: the PATH's
+    elsewhere.mkdir()
+    (elsewhere / "initdb").symlink_to(real)
+    found = postgres_tool("initdb", tmp_path / "no-such-folder", path=str(elsewhere))
+    assert found == str(elsewhere / "initdb")
+    done = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0 and "PostgreSQL" in done.stdout
+
+    with pytest.raises(AssertionError, match="install Debian's postgresql package"):
+        postgres_tool("initdb", tmp_path / "no-such-folder", path=str(tmp_path / "empty"))
