@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import attribution, collector_down, ingest, metrics, overhead, scale
+from benchmarks import attribution, collector_down, fleet, ingest, metrics, overhead, scale
 from benchmarks.common import ROOT, Section, machine, table
 
 BENCHMARKS = {
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "scale": scale.run,
     "metrics": metrics.run,
     "attribution": attribution.run,
+    "fleet": fleet.run,
 }
 
 

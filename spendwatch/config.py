@@ -22,6 +22,7 @@ from spendwatch.collector.forward import PROTOCOLS, Upstream
 from spendwatch.collector.pricing import PriceOverride, Pricer
 from spendwatch.durations import parse_duration
 from spendwatch.errors import UserError
+from spendwatch.fleet.settings import FleetConfig, parse_fleet_config
 from spendwatch.rules.config import RulesConfig, parse_rules_config
 
 
@@ -132,6 +133,7 @@ _FILE_KEYS = {setting.config_key for setting in SETTINGS if setting.config_key} 
     "attribution",
     "forward",
     "billing",
+    "fleet",
 }
 _BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 _PRICE_RATES = {"input", "output", "cache_read", "cache_write"}
@@ -177,6 +179,8 @@ class Config:
         """A pricer with this config's own models and discount rules."""
         return Pricer(self.prices, self.discounts)
 
+    fleet: FleetConfig | None = None
+
 
 def resolve(flags: dict[str, Any]) -> Config:
     """Every setting from its flag, its environment variable, the config file, or its default."""
@@ -198,6 +202,13 @@ def resolve(flags: dict[str, Any]) -> Config:
     billing = parse_billing_config(document.get("billing", {}), values["config"])
     rules = parse_rules_config(document, values["config"])
     rules.billed_keys = billing.key_map()  # the reconcile rules map the providers' keys as `reconcile` does
+    fleet = parse_fleet_config(document.get("fleet"), values["config"])
+    if fleet is None:
+        for rule in rules.rules:
+            if rule.scope == "fleet":
+                raise ConfigError(
+                    f'{values["config"]}: rule {rule.name!r}: scope: "fleet" needs a [fleet] section (the shared table)'
+                )
     prices = parse_prices_section(document.get("prices", {}), values["config"])
     return Config(
         **values,
@@ -210,6 +221,7 @@ def resolve(flags: dict[str, Any]) -> Config:
         attribution=parse_attribution(document.get("attribution", {}), values["config"]),
         forward=parse_forward(document.get("forward", []), values["config"]),
         billing=billing,
+        fleet=fleet,
     )
 
 

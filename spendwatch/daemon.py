@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -126,6 +127,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             f"refusing to listen on {config.host} without an ingest token: set --ingest-token or "
             "SPENDWATCH_INGEST_TOKEN (exporters send it as OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20...)"
         )
+    _check_fleet(config)
     os.umask(0o077)  # the database, its WAL and the daemon file are the owner's alone
     store = open_store(config.db)
     if store.migrations_applied:
@@ -150,6 +152,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     token = secrets.token_urlsafe(32)
     engine = {"rules": RulesEngine(lambda: store.con, config.rules)}
     engine["billing"] = _billing(config, writer, ingest)
+    fleet = _fleet(config, store)
     dashboard = None
     if config.ui:
         from spendwatch.ui.server import DashboardServer
@@ -206,6 +209,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
             "billing_imports": engine["billing"].runs,
             "billing_import_failures": engine["billing"].failures,
             "price_data": prices.status(),
+            **(fleet.status() if fleet is not None else {}),
         }
 
     tally = CallTally(
@@ -251,6 +255,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     engine["rules"].start()
     engine["billing"].start()
     prices.start()
+    if fleet is not None:
+        fleet.start()
     meters = start_self_metrics(config.metrics_endpoint, status) if config.metrics_endpoint else None
     threading.Thread(target=_prune_links_often, args=(writer, stop), name="spendwatch-links", daemon=True).start()
     if config.retention is not None:
@@ -284,7 +290,7 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
     while not stop.wait(0.2):
         if reload_requested.is_set():
             reload_requested.clear()
-            _reload(reload, engine, ingest, store, writer, prices)
+            _reload(reload, engine, ingest, store, writer, prices, fleet)
     logger.info("stopping: finishing exports in flight")
     grpc_receiver.stop()
     servers.stop()
@@ -293,6 +299,8 @@ def run(config: Config, stop: threading.Event | None = None, reload: Callable[[]
         forwarder.stop()
     engine["billing"].stop()
     prices.stop()
+    if fleet is not None:
+        fleet.stop()
     if meters is not None:
         meters.shutdown()
     writer.stop()
@@ -320,6 +328,27 @@ def _billing(config: Config, writer: Writer, ingest: Ingest) -> BillingSchedule:
     return BillingSchedule(config.billing, write, lambda *args, **kwargs: ingest.pricer.price_total(*args, **kwargs))
 
 
+def _check_fleet(config: Config) -> None:
+    """`[fleet]` without the fleet's libraries: one line, before anything starts."""
+    if config.fleet is None:
+        return
+    import importlib.util
+
+    missing = [name for name in ("pyiceberg", "pyarrow", "sqlalchemy") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StartupError(f"{config.config}: [fleet] needs {', '.join(missing)}: pip install 'spendwatch[fleet]'")
+
+
+def _fleet(config: Config, store: Store):
+    """The fleet's sink, lease and rules (spendwatch/fleet) when the config has `[fleet]`; else None."""
+    if config.fleet is None:
+        return None
+    from spendwatch.fleet.service import Fleet
+    from spendwatch.rules.alerts import apprise_send
+
+    return Fleet(lambda: store.con, config.fleet, config.rules, apprise_send, local_retention=config.retention)
+
+
 def _reload(
     reload: Callable[[], Config] | None,
     engine: dict,
@@ -327,6 +356,7 @@ def _reload(
     store: Store,
     writer: Writer,
     prices: PriceRefresh,
+    fleet: Any = None,
 ) -> None:
     """SIGHUP: new rules, notifiers, key names and prices; ingest never pauses. A bad file changes nothing."""
     if reload is None:
@@ -346,5 +376,7 @@ def _reload(
     engine["billing"].stop()
     engine["billing"] = _billing(config, writer, ingest)
     engine["billing"].start()
+    if fleet is not None:
+        fleet.reload(config.rules)
     logger.info("reloaded: %d rule(s), %d notifier(s)", len(config.rules.rules), len(config.rules.notifiers))
     threading.Thread(target=prices.reprice_unpriced, name="spendwatch-reprice", daemon=True).start()

@@ -91,17 +91,27 @@ def bucketed(values: Sequence[float], days_per_bucket: int) -> list[float]:
     return [sum(values[index : index + days_per_bucket]) for index in range(0, len(values), days_per_bucket)]
 
 
-def print_report(out: TextIO, config: Config, by: list[str], since: timedelta | None) -> None:
-    """`spendwatch report` in a table: the report, then every budget rule's standing in its current window."""
-    from spendwatch.reads import query
+def print_report(
+    out: TextIO,
+    config: Config,
+    by: list[str],
+    since: timedelta | None,
+    query: Callable[[str, list[Any]], tuple[list[str], list[list[Any]]]] | None = None,
+    scope: str = "local",
+) -> None:
+    """`spendwatch report` in a table: the report, then the standing of every budget rule of `scope` in its
+    current window. `query` reads the calls (default: this daemon's database; the fleet's for `--fleet`)."""
+    if query is None:
+        from spendwatch.reads import query as read_database
 
+        query = partial(read_database, config.db)
     now = datetime.now(UTC)
-    report = build_report(partial(query, config.db), by, since, now)
+    report = build_report(query, by, since, now)
 
     def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
-        return [tuple(row) for row in query(config.db, sql, list(params))[1]]
+        return [tuple(row) for row in query(sql, list(params))[1]]
 
-    budgets = [rule for rule in config.rules.rules if rule.kind == "budget"]
+    budgets = [rule for rule in config.rules.of_scope(scope) if rule.kind == "budget"]
     standings = [standing for rule in budgets for standing in budget_standings(rule, now, config.rules, rows)]
     render_report(console_for(out), report, standings, config.rules)
 

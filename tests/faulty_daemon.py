@@ -3,12 +3,16 @@ tests.faulty_daemon up ...`, steered by two variables read once at start-up (pro
 knobs: the faults are patched in here).
 
 - `FAULT_WRITE_DELAY`: seconds each commit is slowed by (a slow disk: the writer falls behind);
-- `FAULT_FAIL_WRITES_WHILE`: a path; while it exists, every commit fails as a full disk would.
+- `FAULT_FAIL_WRITES_WHILE`: a path; while it exists, every commit fails as a full disk would;
+- `FAULT_KILL_AFTER_FLEET_COMMIT`: a path; once it exists, the daemon kills itself (SIGKILL) right after
+  its next batch landed in the fleet's shared table, before the database has recorded it — the moment
+  a retry would count calls twice.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,6 +34,19 @@ def _faulty_write(self, *args, **kwargs):
 
 
 Store.write = _faulty_write
+
+_kill_after_fleet_commit = os.environ.get("FAULT_KILL_AFTER_FLEET_COMMIT")
+if _kill_after_fleet_commit:
+    from spendwatch.fleet.sink import FleetSink
+
+    _fleet_commit = FleetSink._commit
+
+    def _commit_then_die(self, *args, **kwargs):
+        _fleet_commit(self, *args, **kwargs)
+        if Path(_kill_after_fleet_commit).exists():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    FleetSink._commit = _commit_then_die
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -28,6 +28,7 @@ def test_quick_benchmarks_write_every_section_and_target(tmp_path):
         "## Collector ingest",
         "## Queries, rules and storage at scale",
         "## Prometheus metrics at scale",
+        "## The fleet's shared table",
     ):
         assert title in text
     targets = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
@@ -35,7 +36,17 @@ def test_quick_benchmarks_write_every_section_and_target(tmp_path):
     names = " ".join(row.split("|")[1] for row in rows)
     for figure in ("LLM call: added per call", "non-LLM request", "first chunk", "per chunk", "OTLP/HTTP", "OTLP/gRPC"):
         assert figure in names
-    for figure in ("report 7d", "report 30d", "rule", "bytes on disk", "RSS", "dashboard", "/metrics scrape"):
+    for figure in (
+        "report 7d",
+        "report 30d",
+        "rule",
+        "bytes on disk",
+        "RSS",
+        "dashboard",
+        "/metrics scrape",
+        "fleet: rows",
+        "--fleet",
+    ):
         assert figure in names
     for row in rows:  # each figure is a number, next to its target and a verdict
         cells = [cell.strip() for cell in row.strip("|").split("|")]

@@ -73,6 +73,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m009_attribution",
         "m010_billed_usage",
         "m011_list_cost_and_price_data",
+        "m012_fleet_sink",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -88,6 +89,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m009_attribution",
         "m010_billed_usage",
         "m011_list_cost_and_price_data",
+        "m012_fleet_sink",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
@@ -159,6 +161,22 @@ def test_a_blank_database_migrates_to_the_whole_schema():
     assert [row[0] for row in con.execute("DESCRIBE billing_imports").fetchall()] == [
         "provider", "stream", "complete_through", "last_run_at", "last_error"
     ]  # fmt: skip
+    # what this daemon appended to the fleet's shared table (spendwatch/fleet/sink.py)
+    assert [row[:2] for row in con.execute("DESCRIBE fleet_sink").fetchall()] == [
+        ("table_uuid", "VARCHAR"),
+        ("daemon", "VARCHAR"),
+        ("seq", "BIGINT"),
+        ("shipped_through", "TIMESTAMP WITH TIME ZONE"),
+        ("pending_seq", "BIGINT"),
+        ("pending", "JSON"),
+    ]
+    assert [row[:2] for row in con.execute("DESCRIBE fleet_sink_hours").fetchall()] == [
+        ("table_uuid", "VARCHAR"),
+        ("hour", "BIGINT"),
+        ("calls", "BIGINT"),
+        ("digest", "HUGEINT"),
+        ("through", "TIMESTAMP WITH TIME ZONE"),
+    ]
     # no index on the calls: it would cost more bytes than the data (m004)
     assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)
     assert con.execute(

@@ -12,15 +12,43 @@ from spendwatch.cli.options import config_from, database, output_format, since
 from spendwatch.errors import UserError
 
 
+def fleet_settings(config):
+    """`[fleet]` of the config, for `--fleet`: the shared table every daemon appends to."""
+    if config.fleet is None:
+        raise UserError(f"--fleet: {config.config} has no [fleet] section (the shared table's catalog and warehouse)")
+    return config.fleet
+
+
+fleet_option = click.option(
+    "--fleet", is_flag=True, help="over the fleet's shared table (every daemon's calls; [fleet] in the config)"
+)
+
+
 @click.command(help="Run read-only SQL over the stored calls (llm_calls).")
 @database
 @output_format
+@fleet_option
 @click.argument("sql")
-def query(db: str | None, config: str | None, output: str, sql: str) -> int:
+def query(db: str | None, config: str | None, output: str, fleet: bool, sql: str) -> int:
     from spendwatch.output import write_rows
-    from spendwatch.reads import query as run_query
 
-    columns, rows = run_query(config_from(db=db, config=config).db, sql)
+    settings = config_from(db=db, config=config)
+    if fleet:
+        from spendwatch.collector.readonly import MAX_RESULT_ROWS, check_read_only
+        from spendwatch.fleet.reads import query as fleet_query
+
+        check_read_only(sql)
+        columns, rows, truncated = fleet_query(fleet_settings(settings), sql, max_rows=MAX_RESULT_ROWS)
+        if truncated:
+            click.echo(
+                f"spendwatch: the result was cut at {len(rows):,} rows (the limit of what one query returns); "
+                "narrow it with WHERE, LIMIT or GROUP BY",
+                err=True,
+            )
+    else:
+        from spendwatch.reads import query as run_query
+
+        columns, rows = run_query(settings.db, sql)
     write_rows(sys.stdout, columns, rows, output)
     return 0
 
@@ -30,19 +58,54 @@ def query(db: str | None, config: str | None, output: str, sql: str) -> int:
 @output_format
 @click.option("--since", "period", default="7d", help="calls started within this long ago (e.g. 7d, 24h; 'all')")
 @click.option("--by", default="provider,model", help="groups: provider, model, api_key_id, service_name, day")
-def report(db: str | None, config: str | None, output: str, period: str, by: str) -> int:
-    from spendwatch.reads import query as run_query
+@fleet_option
+def report(db: str | None, config: str | None, output: str, period: str, by: str, fleet: bool) -> int:
     from spendwatch.report import build_report, parse_groups, write_csv, write_json
 
     settings, groups, window = config_from(db=db, config=config), parse_groups(by), since(period)
-    if output == "table":
-        from spendwatch.report_table import print_report
+    connection = None
+    if fleet:
+        connection = _fleet_connection(settings, window, output == "table")
+        from spendwatch.fleet.reads import query_on
 
-        print_report(sys.stdout, settings, groups, window)
+        run_query = query_on(connection)
     else:
-        built = build_report(partial(run_query, settings.db), groups, window)
-        (write_json if output == "json" else write_csv)(sys.stdout, built)
+        from spendwatch.reads import query as read_database
+
+        run_query = partial(read_database, settings.db)
+    try:
+        if output == "table":
+            from spendwatch.report_table import print_report
+
+            print_report(sys.stdout, settings, groups, window, run_query, "fleet" if fleet else "local")
+        else:
+            built = build_report(run_query, groups, window)
+            (write_json if output == "json" else write_csv)(sys.stdout, built)
+    finally:
+        if connection is not None:
+            connection.close()
     return 0
+
+
+def _fleet_connection(settings, window: timedelta | None, with_budgets: bool):
+    """The fleet's calls the report reads: of the period, and of the fleet budgets' windows for a table."""
+    from datetime import UTC, datetime
+
+    from spendwatch.fleet.reads import connect
+    from spendwatch.fleet.table import FleetUnavailable
+    from spendwatch.rules.budget import windows_to_check
+
+    now = datetime.now(UTC)
+    starts = [None if window is None else now - window]
+    if with_budgets:
+        for rule in settings.rules.of_scope("fleet"):
+            if rule.kind == "budget":
+                starts.append(windows_to_check(rule, now, settings.rules)[0].start)
+    earliest = None if None in starts else min(starts)
+    try:
+        return connect(fleet_settings(settings), earliest)
+    except FleetUnavailable as error:
+        raise UserError(str(error)) from None
 
 
 @click.command(help="A live view of the last minutes' spend by key and model.")

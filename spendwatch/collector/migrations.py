@@ -512,6 +512,45 @@ def m011_list_cost_and_price_data(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m012_fleet_sink(con: duckdb.DuckDBPyConnection) -> None:
+    """What this daemon has appended to the fleet's shared table (spendwatch/fleet/sink.py).
+
+    `fleet_identity` is the daemon's name in the fleet, made once. Per shared table (by its UUID, so a
+    table dropped and created again starts afresh): `fleet_sink` has the number of the last batch the
+    table holds (`seq`, also a table property, so a batch committed just before a crash is recognised
+    after it), the batch under way (`pending_seq`, `pending`), and how far, in time received, calls have
+    been decided (`shipped_through`); `fleet_sink_hours` has, per hour of start time, how many calls the
+    table holds for this daemon and the sum of their row hashes, which says when an hour's calls changed
+    after they were appended (a late span superseding one, a reprice) and the hour must be replaced.
+    """
+    con.execute("CREATE TABLE fleet_identity (daemon VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)")
+    con.execute(
+        """
+        CREATE TABLE fleet_sink (
+            table_uuid VARCHAR PRIMARY KEY,
+            daemon VARCHAR NOT NULL,
+            seq BIGINT NOT NULL,
+            shipped_through TIMESTAMPTZ,
+            pending_seq BIGINT,
+            pending JSON
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE fleet_sink_hours (
+            table_uuid VARCHAR NOT NULL,
+            hour BIGINT NOT NULL,
+            calls BIGINT NOT NULL,
+            digest HUGEINT NOT NULL,
+            through TIMESTAMPTZ,
+            PRIMARY KEY (table_uuid, hour)
+        )
+        """
+    )
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")

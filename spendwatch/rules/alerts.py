@@ -28,18 +28,30 @@ _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 Send = Callable[[tuple[str, ...], str, str], str | None]  # (urls, title, body) -> error or None
 
 
-def record(con: duckdb.DuckDBPyConnection, findings: Iterable[Finding], now: datetime) -> list[int]:
-    """Insert the findings not yet recorded; returns the ids of the new alerts to deliver."""
+def alert_states(findings: Iterable[Finding]) -> list[tuple[Finding, str]]:
+    """Each finding with the state its alert starts in: `pending` (to send), or `superseded` by a higher
+    threshold of the same group crossed in the same tick."""
     findings = list(findings)
+
+    def key(finding: Finding) -> tuple:
+        return (finding.rule.name, finding.kind, finding.group_value, finding.window_key)
+
     highest: dict[tuple, Finding] = {}
     for finding in findings:
-        key = (finding.rule.name, finding.kind, finding.group_value, finding.window_key)
-        if key not in highest or finding.threshold > highest[key].threshold:
-            highest[key] = finding
+        if key(finding) not in highest or finding.threshold > highest[key(finding)].threshold:
+            highest[key(finding)] = finding
+    return [(finding, "pending" if highest[key(finding)] is finding else "superseded") for finding in findings]
+
+
+def retry_delay(retry_base: timedelta, attempts: int) -> timedelta:
+    """How long after its `attempts`-th failure a delivery is tried again."""
+    return min(retry_base * 2 ** (attempts - 1), MAX_BACKOFF)
+
+
+def record(con: duckdb.DuckDBPyConnection, findings: Iterable[Finding], now: datetime) -> list[int]:
+    """Insert the findings not yet recorded; returns the ids of the new alerts to deliver."""
     new_ids = []
-    for finding in findings:
-        key = (finding.rule.name, finding.kind, finding.group_value, finding.window_key)
-        state = "pending" if highest[key] is finding else "superseded"
+    for finding, state in alert_states(findings):
         recorded = con.execute(
             "SELECT 1 FROM alerts WHERE rule = ? AND group_value = ? AND window_start = ? AND threshold = ?",
             [finding.rule.name, finding.group_value, finding.window_key, finding.threshold],
@@ -105,7 +117,7 @@ def deliver_due(
             )
         else:
             gave_up = now - created_at >= GIVE_UP_AFTER
-            backoff = min(retry_base(rule) * 2 ** (attempts - 1), MAX_BACKOFF)
+            backoff = retry_delay(retry_base(rule), attempts)
             con.execute(
                 "UPDATE alert_deliveries SET attempts = ?, last_error = ?, next_attempt_at = ?, gave_up_at = ? "
                 "WHERE alert_id = ? AND notifier = ?",

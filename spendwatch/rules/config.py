@@ -37,7 +37,11 @@ WHERE_COLUMNS = {
 # What `group_by` may name, and the SQL each groups by (spendwatch/groups.py).
 GROUP_EXPRESSIONS = GROUPS
 GROUP_COLUMNS = set(GROUP_EXPRESSIONS)
-COMMON_KEYS = {"name", "kind", "every", "where", "group_by", "notify"}
+COMMON_KEYS = {"name", "kind", "every", "where", "group_by", "notify", "scope"}
+# Where a rule looks: this daemon's calls, or the whole fleet's in the shared table (spendwatch/fleet),
+# evaluated there by one daemon at a time.
+SCOPES = ("local", "fleet")
+FLEET_KINDS = ("budget", "anomaly")
 METRICS = ("cost_usd", "tokens", "requests", "errors", "error_rate", "p95_latency_ms", "usage_unknown")
 DEFAULT_EVERY = timedelta(minutes=1)
 DEFAULT_SETTLE = timedelta(seconds=30)
@@ -59,6 +63,7 @@ class Rule:
     notify: tuple[str, ...]
     where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column key, allowed values)
     group_by: tuple[str, ...] = ()  # each group's limit apart: one name, or several (`["user", "feature"]`)
+    scope: str = "local"  # `fleet`: over the fleet's shared table, by the lease holder alone
 
     @property
     def group_sql(self) -> str | None:
@@ -183,7 +188,9 @@ class KeysRule(Rule):
     lookback: timedelta = timedelta(hours=1)
     retired: tuple[str, ...] = ()
 
-    KEYS: ClassVar[frozenset[str]] = frozenset({"name", "kind", "every", "where", "notify", "lookback", "retired"})
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "kind", "every", "where", "notify", "lookback", "retired", "scope"}
+    )
 
     @classmethod
     def parse_fields(cls, table: dict[str, Any], where: str, problem: Callable[[str, str], None]) -> dict[str, Any]:
@@ -288,6 +295,10 @@ class RulesConfig:
     settle: timedelta = DEFAULT_SETTLE
     # `[billing.<provider>] keys`: the providers' key ids mapped to spendwatch's, per provider
     billed_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def of_scope(self, scope: str) -> list[Rule]:
+        """The rules evaluated over this daemon's calls (`local`) or over the fleet's (`fleet`)."""
+        return [rule for rule in self.rules if rule.scope == scope]
 
 
 def mask_url(url: str) -> str:
@@ -430,6 +441,13 @@ def _rule(table: Any, index: int, notifiers: dict[str, Any], problem) -> Rule | 
             expected = f"one of {', '.join(sorted(GROUP_COLUMNS))}, or tag.NAME"
             problem(f"{where}: group_by", f"expected {expected}, got {name!r}")
     values["group_by"] = tuple(group_by)
+    scope = table.get("scope", "local")
+    if scope not in SCOPES:
+        problem(f"{where}: scope", f"expected local or fleet, got {scope!r}")
+    elif scope == "fleet" and kind not in FLEET_KINDS:
+        problem(f"{where}: scope", f"the fleet's rules are {' and '.join(FLEET_KINDS)} rules, not {kind}")
+    else:
+        values["scope"] = scope
     notify = _notify_list(table.get("notify", []), f"{where}: notify", notifiers, problem)
     if not notify:
         problem(f"{where}: notify", "name at least one notifier from [notifiers]")

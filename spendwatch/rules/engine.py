@@ -47,7 +47,9 @@ class RulesEngine:
         self._clock = clock
         self._send = send
         self._lock = threading.Lock()
-        self._rules = {rule.name: rule for rule in config.rules}
+        # The fleet's rules are evaluated by the fleet's lease holder, over the shared table (spendwatch/fleet).
+        self.local_rules = config.of_scope("local")
+        self._rules = {rule.name: rule for rule in self.local_rules}
         self._scheduler = None
         self._unpriced_seen: set[tuple[str, str]] | None = None
         self.evaluations = 0  # rule ticks done: what `spendwatch status` shows, and tests wait on
@@ -56,13 +58,13 @@ class RulesEngine:
 
     def start(self) -> None:
         self.notice("spendwatch up started", f"{len(self.config.rules)} rule(s) loaded.")
-        if not self.config.rules and not self.config.daemon_notify:
+        if not self.local_rules and not self.config.daemon_notify:
             return
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._scheduler = BackgroundScheduler(timezone=UTC)
         now = utc_now()
-        for rule in self.config.rules:
+        for rule in self.local_rules:
             self._scheduler.add_job(
                 self.tick,
                 "interval",
@@ -74,7 +76,7 @@ class RulesEngine:
                 coalesce=True,
                 misfire_grace_time=None,
             )
-        interval = min([DELIVERY_INTERVAL, *(rule.every for rule in self.config.rules)])
+        interval = min([DELIVERY_INTERVAL, *(rule.every for rule in self.local_rules)])
         if self.config.daemon_notify:
             interval = min(interval, timedelta(seconds=2))
         self._scheduler.add_job(
@@ -87,7 +89,7 @@ class RulesEngine:
             misfire_grace_time=None,
         )
         self._scheduler.start()
-        logger.info("rules: %d loaded", len(self.config.rules))
+        logger.info("rules: %d loaded", len(self.local_rules))
 
     def stop(self) -> None:
         if self._scheduler is not None:

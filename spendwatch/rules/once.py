@@ -24,10 +24,10 @@ def parse_now(text: str | None) -> datetime:
 
 
 def would_fire(run: Run, config: RulesConfig, now: datetime) -> list[Finding]:
-    """What every rule finds at `now`, through `run(sql, params)`; nothing is recorded or sent."""
+    """What every local rule finds at `now`, through `run(sql, params)`; nothing is recorded or sent."""
     from spendwatch.rules.evaluate import evaluate
 
-    return [finding for rule in config.rules for finding in evaluate(rule, now, config, run)]
+    return [finding for rule in config.of_scope("local") for finding in evaluate(rule, now, config, run)]
 
 
 def record_once(con: Any, config: RulesConfig, now: datetime) -> list[tuple]:
@@ -36,7 +36,7 @@ def record_once(con: Any, config: RulesConfig, now: datetime) -> list[tuple]:
     from spendwatch.rules.engine import RulesEngine
 
     engine = RulesEngine(con, config, clock=lambda: now)
-    new = [alert_id for rule in config.rules for alert_id in engine.tick(rule)]
+    new = [alert_id for rule in engine.local_rules for alert_id in engine.tick(rule)]
     return con.execute(
         "SELECT rule, group_value, threshold, state, title FROM alerts WHERE id IN (SELECT unnest(?))", [new]
     ).fetchall()

@@ -208,7 +208,7 @@ class BudgetBar:
 def budgets(query: Query, config: RulesConfig, now: datetime) -> list[BudgetBar]:
     """Each budget rule's current window, per group, with the rules' own sums and projection."""
     bars = []
-    for rule in config.rules:
+    for rule in config.of_scope("local"):  # a fleet budget over this daemon's calls alone would mislead
         if rule.kind != "budget":
             continue
         window = windows_to_check(rule, now, config)[-1]
