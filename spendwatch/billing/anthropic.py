@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from spendwatch.billing.client import AdminApiError, AdminClient
+from spendwatch.billing.client import MAX_PAGES, AdminApiError, AdminClient, buckets
 from spendwatch.billing.rows import CostRow, KeyRow, Stream, UsageRow, hint_of
 
 NAME = "anthropic"
@@ -27,7 +27,6 @@ USAGE_GROUPS = ("model", "api_key_id", "workspace_id", "service_tier")
 COST_GROUPS = ("workspace_id", "description")
 STREAMS = ("usage/messages", "cost_report")
 PAGE_BUCKETS = 31
-MAX_PAGES = 10_000
 
 
 def auth_headers(key: str) -> dict[str, str]:
@@ -86,24 +85,7 @@ def _moment(text: str) -> datetime:
 
 
 def _buckets(client: AdminClient, path: str, start: datetime, params: list, stream: Stream) -> Iterator[dict]:
-    page: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        document = client.get(path, [("starting_at", _rfc3339(start)), *params, *([("page", page)] if page else [])])
-        data = document.get("data") if isinstance(document, dict) else None
-        if not isinstance(data, list):
-            raise AdminApiError(f"anthropic admin API: an answer without a data list on {path}")
-        stream.pages += 1
-        for bucket in data:
-            stream.buckets += 1
-            yield bucket
-        page = document.get("next_page")
-        if not document.get("has_more") or not page:
-            return
-        if page in seen:
-            raise AdminApiError(f"anthropic admin API: the same next_page twice on {path}; stopped")
-        seen.add(page)
-    raise AdminApiError(f"anthropic admin API: more than {MAX_PAGES} pages on {path}; stopped")
+    return buckets(client, path, [("starting_at", _rfc3339(start)), *params], stream)
 
 
 def _count(value: Any) -> int:

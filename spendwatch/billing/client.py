@@ -15,7 +15,7 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,9 @@ BACKOFF_SECONDS = 1.0  # the first retry's wait; doubled at each attempt
 MAX_WAIT_SECONDS = 120.0
 TIMEOUT_SECONDS = 60.0
 _KEY_LIKE = re.compile(r"\b(?:sk|key|apikey|admin)[-_][A-Za-z0-9*._-]{6,}", re.IGNORECASE)
+
+
+MAX_PAGES = 10_000  # a bound on one listing's pages, whatever a provider's answers say
 
 
 class AdminApiError(UserError):
@@ -153,3 +156,27 @@ def retry_after(value: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def buckets(client: AdminClient, path: str, params: list, stream: Any) -> Iterator[dict]:
+    """The time buckets of a usage or cost report, page after page (`next_page` while `has_more`, as both
+    providers' admin APIs page them), each page counted in `stream`. A page given twice, or more than
+    MAX_PAGES of them, stops the listing with an error rather than looping."""
+    page: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        document = client.get(path, [*params, *([("page", page)] if page else [])])
+        data = document.get("data") if isinstance(document, dict) else None
+        if not isinstance(data, list):
+            raise AdminApiError(f"{client.provider} admin API: an answer without a data list on {path}")
+        stream.pages += 1
+        for bucket in data:
+            stream.buckets += 1
+            yield bucket
+        page = document.get("next_page")
+        if not document.get("has_more") or not page:
+            return
+        if page in seen:
+            raise AdminApiError(f"{client.provider} admin API: the same next_page twice on {path}; stopped")
+        seen.add(page)
+    raise AdminApiError(f"{client.provider} admin API: more than {MAX_PAGES} pages on {path}; stopped")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from spendwatch.billing.client import AdminApiError, AdminClient
+from spendwatch.billing.client import MAX_PAGES, AdminApiError, AdminClient, buckets
 from spendwatch.billing.rows import CostRow, KeyRow, Stream, UsageRow, hint_of
 
 NAME = "openai"
@@ -39,7 +39,6 @@ PER_KEY_COSTS_FROM = datetime(2025, 12, 1, tzinfo=UTC)
 STREAMS = (*(f"usage/{source}" for source in USAGE), "costs", "costs/api_key_id")
 USAGE_PAGE_BUCKETS = 31
 COSTS_PAGE_BUCKETS = 180
-MAX_PAGES = 10_000
 
 
 def auth_headers(key: str) -> dict[str, str]:
@@ -89,25 +88,7 @@ def keys(client: AdminClient) -> list[KeyRow]:
 
 
 def _buckets(client: AdminClient, path: str, start: datetime, params: list, stream: Stream) -> Iterator[dict]:
-    page: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        document = client.get(path, [("start_time", str(int(start.timestamp()))), *params,
-                                     *([("page", page)] if page else [])])  # fmt: skip
-        data = document.get("data") if isinstance(document, dict) else None
-        if not isinstance(data, list):
-            raise AdminApiError(f"openai admin API: an answer without a data list on {path}")
-        stream.pages += 1
-        for bucket in data:
-            stream.buckets += 1
-            yield bucket
-        page = document.get("next_page")
-        if not document.get("has_more") or not page:
-            return
-        if page in seen:
-            raise AdminApiError(f"openai admin API: the same next_page twice on {path}; stopped")
-        seen.add(page)
-    raise AdminApiError(f"openai admin API: more than {MAX_PAGES} pages on {path}; stopped")
+    return buckets(client, path, [("start_time", str(int(start.timestamp()))), *params], stream)
 
 
 def _listed(client: AdminClient, path: str) -> Iterator[dict]:
