@@ -69,6 +69,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m008_metrics_received_at",
         "m009_attribution",
         "m010_billed_usage",
+        "m011_hourly_rollup",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -83,6 +84,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m008_metrics_received_at",
         "m009_attribution",
         "m010_billed_usage",
+        "m011_hourly_rollup",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]

@@ -14,6 +14,7 @@ from typing import TextIO
 
 import duckdb
 
+from spendwatch.collector import rollup
 from spendwatch.collector.pricing import FREE_OPERATIONS, PriceOverride, Pricer
 from spendwatch.collector.store import open_existing
 
@@ -60,6 +61,7 @@ def reprice(
         ).fetchall()
         con.execute("CREATE TEMP TABLE _repriced (trace_id VARCHAR, span_id VARCHAR, cost_usd DOUBLE, fees_usd DOUBLE)")
         changed = 0
+        hours = set()  # of the calls repriced: their sums in the rollup change with them
         con.execute("BEGIN TRANSACTION")
         appender = con.appender("_repriced")
         for done, row in enumerate(rows, start=1):
@@ -77,6 +79,7 @@ def reprice(
             )
             if cost != old or fees_usd != old_fees:
                 changed += 1
+                hours.add(rollup.hour_of(start))
                 appender.append_row(trace_id, span_id, cost, fees_usd)
             if progress is not None and (done % REPRICE_BATCH == 0 or done == len(rows)):
                 _bar(progress, done, len(rows))
@@ -87,6 +90,7 @@ def reprice(
             FROM _repriced AS r WHERE s.trace_id = r.trace_id AND s.span_id = r.span_id
             """
         )
+        rollup.refresh(con, hours)
         con.execute("COMMIT")
         if progress is not None and rows:
             progress.write("\n")

@@ -16,8 +16,9 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
+from spendwatch import hourly
 from spendwatch.money import usd
-from spendwatch.rules.budget import Query, as_datetime, filters_sql, scope_text
+from spendwatch.rules.budget import Query, as_datetime, calls_in, filters_sql, scope_text
 from spendwatch.rules.config import Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 
@@ -31,6 +32,15 @@ METRIC_SQL = {
     # calls whose spans said nothing of their tokens: money nobody counted
     "usage_unknown": "count(*) FILTER (usage_unknown)",
     "p95_latency_ms": "quantile_cont(duration_ms, 0.95)",
+}
+# The same over the calls as `hourly.calls` gives them (whole hours summed): every metric but the percentile.
+SUMMED_SQL = {
+    "cost_usd": "coalesce(sum(cost_usd), 0)",
+    "tokens": "coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0)",
+    "requests": "sum(calls)",
+    "errors": "sum(errors)",
+    "error_rate": "sum(errors) / sum(calls)",
+    "usage_unknown": "sum(usage_unknown_calls)",
 }
 ADDITIVE = {
     "cost_usd",
@@ -54,13 +64,19 @@ def evaluate_anomaly(rule: Rule, now: datetime, config: RulesConfig, query: Quer
     # Buckets by integer arithmetic on the epoch: time_bucket on a TIMESTAMPTZ goes through the ICU
     # calendar for every row, ~5x the cost of the whole query at 10M calls.
     width_us = rule.bucket // timedelta(microseconds=1)
+    if rule.metric in SUMMED_SQL and rule.bucket % hourly.HOUR == timedelta(0):  # whole hours: the rollup's
+        calls, calls_params = calls_in(rule, first, latest_end, query)
+        metric, source, window = SUMMED_SQL[rule.metric], f"{calls} AS calls WHERE true", calls_params
+    else:
+        metric, source = METRIC_SQL[rule.metric], "llm_calls WHERE start_time >= ? AND start_time < ?"
+        window = [first, latest_end]
     rows = query(
         f"""SELECT {group} AS group_value,
                    epoch_us(start_time) // {width_us} AS bucket,
-                   {METRIC_SQL[rule.metric]} AS value
-            FROM llm_calls WHERE start_time >= ? AND start_time < ? {where}
+                   {metric} AS value
+            FROM {source} {where}
             GROUP BY ALL""",
-        [first, latest_end, *params],
+        [*window, *params],
     )
     series: dict[str, dict[datetime, float]] = {}
     for group_value, bucket, value in rows:
