@@ -21,7 +21,7 @@ import duckdb
 from spendwatch import hourly
 from spendwatch.collector.maintenance import reprice
 from spendwatch.collector.pricing import PriceOverride
-from spendwatch.collector.rollup import _INSERT
+from spendwatch.collector.rollup import _INSERT, SEAL_AFTER
 from spendwatch.collector.rows import SpanRow
 from spendwatch.collector.store import Store
 from spendwatch.report import build_report
@@ -145,7 +145,7 @@ def _database(tmp_path, now: datetime):
     chance = random.Random(7)
     store = Store(db)
     sealed = store.con.execute(hourly.WATERMARK_SQL).fetchone()[0]
-    assert sealed == hourly.hour_floor(now - timedelta(minutes=15))
+    assert sealed == hourly.hour_floor(now - SEAL_AFTER)
     for day in range(10, -1, -1):  # a day's calls in batches, as exporters send them; the last in this hour
         batch = [_row(chance, now - timedelta(days=day, seconds=chance.uniform(0, 86400))) for _ in range(150)]
         store.write(batch)

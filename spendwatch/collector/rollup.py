@@ -1,8 +1,10 @@
 """Keeping the hourly rollup (spendwatch/hourly.py) equal to `llm_calls`, inside the writer's transactions.
 
 The rollup holds every hour before `complete_before`; that moment follows the clock, `SEAL_AFTER` behind
-the current hour's end, so that the spans of an hour (exported at their end, in batches) have arrived
-before it is sealed and the hours still filling are read raw. Whatever changes the calls of a sealed
+the current hour's end, so that the spans of an hour (exported at their end, in batches, retried) have
+arrived before it is sealed and the hours still filling are read raw: a reader reads at most two hours
+of raw rows beyond its range's partial hours. Rows are appended in hour order, so DuckDB's per-row-group
+min/max find an hour's rows for a reader, a re-sum or a prune. Whatever changes the calls of a sealed
 hour sums that hour again from `llm_calls` in the same transaction: a span that arrives after its hour
 was sealed, a span that supersedes another or is decided again (collector/resolve.py), a reprice, a
 prune. Sealing an hour and summing one again each read that hour's rows, found by DuckDB from its
@@ -18,7 +20,7 @@ import duckdb
 
 from spendwatch.hourly import DIMENSIONS, GRAINS, HOUR, HOUR_US, MEASURES, STATE, TABLE, hour_floor
 
-SEAL_AFTER = timedelta(minutes=15)
+SEAL_AFTER = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = ", ".join(f'"{name}"' for name in DIMENSIONS)
 _INSERT = f"""
@@ -28,6 +30,7 @@ _INSERT = f"""
     FROM llm_calls
     WHERE start_time >= $first AND start_time < $last
     GROUP BY GROUPING SETS ({", ".join("(hour, " + ", ".join(f'"{name}"' for name in grain) + ")" for grain in GRAINS)})
+    ORDER BY hour, grain
 """
 
 
