@@ -78,30 +78,30 @@ def evaluate_anomaly(rule: Rule, now: datetime, config: RulesConfig, query: Quer
             GROUP BY ALL""",
         [*window, *params],
     )
-    series: dict[str, dict[datetime, float]] = {}
+    # Buckets by number (bucket N starts at the epoch + N buckets): no datetime per row and per lookup.
+    series: dict[str, dict[int, float | None]] = {}
     for group_value, bucket, value in rows:
-        series.setdefault(group_value, {})[_EPOCH + int(bucket) * rule.bucket] = (
-            float(value) if value is not None else None
-        )
+        series.setdefault(group_value, {})[int(bucket)] = float(value) if value is not None else None
     findings = []
+    latest = (latest_end - _EPOCH) // rule.bucket - 1
     for group_value, values in series.items():
-        latest = latest_end - rule.bucket
         scored = _score(rule, values, latest, count)
         if scored is None or not scored[0]:
             continue
         if _continuing(rule, values, latest, count, group_value, query):
             continue
         _, value, median, score = scored
-        findings.append(_finding(rule, group_value, latest, value, median, score, config))
+        findings.append(_finding(rule, group_value, _EPOCH + latest * rule.bucket, value, median, score, config))
     return findings
 
 
-def _score(rule: Rule, values: dict[datetime, float | None], bucket: datetime, count: int):
-    """(anomalous, value, median, score) of `bucket` against the `count` buckets before it, or None."""
+def _score(rule: Rule, values: dict[int, float | None], bucket: int, count: int):
+    """(anomalous, value, median, score) of bucket number `bucket` against the `count` buckets before it,
+    or None."""
     baseline = []
     held = 0
     for index in range(1, count + 1):
-        value = values.get(bucket - index * rule.bucket)
+        value = values.get(bucket - index)
         if value is not None:
             held += 1
             baseline.append(value)
@@ -131,13 +131,14 @@ def _continuing(rule, values, latest, count, group_value, query) -> bool:
     if last_alerted is None:
         return False
     last_alerted = as_datetime(last_alerted)
-    bucket = latest - rule.bucket
-    while bucket > last_alerted:
+    alerted = (last_alerted - _EPOCH) // rule.bucket  # a bucket starts after it exactly when its number is higher
+    bucket = latest - 1
+    while bucket > alerted:
         scored = _score(rule, values, bucket, count)
         if scored is None or not scored[0]:
             return False  # a normal bucket since the last alert: this is a new spike
-        bucket -= rule.bucket
-    return latest - last_alerted <= MAX_EPISODE_BUCKETS * rule.bucket
+        bucket -= 1
+    return _EPOCH + latest * rule.bucket - last_alerted <= MAX_EPISODE_BUCKETS * rule.bucket
 
 
 def _finding(rule, group_value, bucket, value, median, score, config) -> Finding:
