@@ -196,8 +196,21 @@ def generate(db: Path, calls: int) -> float:
                 )
                 """
             )
+        # Written past the store: the hourly rollup is summed from them as a migration does for a database
+        # that had calls before it (collector/rollup.py).
+        from spendwatch.collector.rollup import rebuild
+
+        rebuild_started = time.perf_counter()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("BEGIN TRANSACTION")
+        rebuild(con)
+        con.execute("COMMIT")
+        REBUILD_SECONDS[calls] = time.perf_counter() - rebuild_started
         con.execute("CHECKPOINT")
     return time.perf_counter() - started
+
+
+REBUILD_SECONDS: dict[int, float] = {}  # the rollup's summing, within each size's generation
 
 
 # What the report asks, written by hand against the table: the measures per provider and model, and
@@ -329,6 +342,7 @@ def daemon_figures(db: Path, since_days: tuple[int, ...]) -> dict[str, float]:
 def measure(calls: int, directory: Path) -> dict[str, float]:
     db = directory / f"calls-{calls}.duckdb"
     figures = {"generate_s": generate(db, calls)}
+    figures["rollup_s"] = REBUILD_SECONDS[calls]
     figures["bytes_per_call"] = db.stat().st_size / calls
     import duckdb
 
@@ -374,8 +388,9 @@ def run(quick: bool) -> Section:
             )
         for period in DASHBOARD_PERIODS:
             load = figures[f"dashboard_{period}"]
-            targets.append(Target(f"{label}: dashboard page with its data, {period}", load, 1000, f"{load:.0f} ms"))
-        targets.append(Target(f"{label}: one tick of 9 rules", figures["tick_ms"], 200, f"{figures['tick_ms']:.0f} ms"))
+            goal = 300 if period == "30d" else 1000  # issue 26: the 30-day view within 300 ms at 10M calls
+            targets.append(Target(f"{label}: dashboard page with its data, {period}", load, goal, f"{load:.0f} ms"))
+        targets.append(Target(f"{label}: one tick of 9 rules", figures["tick_ms"], 100, f"{figures['tick_ms']:.0f} ms"))
         per_call = figures["bytes_per_call"]
         targets.append(Target(f"{label}: bytes on disk per call", per_call, 80, f"{per_call:.0f} B"))
         targets.append(
@@ -393,7 +408,7 @@ def run(quick: bool) -> Section:
     storage_rows = [
         [
             f"{calls:,} calls",
-            f"{figures['generate_s']:.0f} s",
+            f"{figures['generate_s']:.0f} s ({figures['rollup_s']:.1f} s)",
             f"{figures['bytes_per_call']:.0f} B ({figures['used_bytes_per_call']:.0f} B in used blocks)",
             f"{figures['tick_ms']:.0f} ms",
             " / ".join(f"{figures[f'dashboard_{period}']:.0f}" for period in DASHBOARD_PERIODS) + " ms",
@@ -407,7 +422,7 @@ def run(quick: bool) -> Section:
     storage_table = table(
         [
             "",
-            "generated in",
+            "generated in (of which the rollup)",
             "bytes per call on disk",
             "rule tick (9 rules)",
             "dashboard " + " / ".join(DASHBOARD_PERIODS),
@@ -422,7 +437,10 @@ def run(quick: bool) -> Section:
 read-only and asks by hand what the report asks — the measures per provider and model, and the spend
 per provider, model and day for the sparklines; `report` is what `spendwatch report --by
 provider,model --format json` computes, on the file (the daemon down) and through a running daemon's
-read API (HTTP, token, JSON). The dashboard is one GET of its page, data included.
+read API (HTTP, token, JSON). The dashboard is one GET of its page, data included. The generated calls
+are written past the store, so the hourly rollup is then summed from them in one pass, as the migration
+that adds it does for a database with calls (its time is in brackets); the rules, the dashboard and the
+report read it for whole hours and the raw rows for the rest.
 
 {query_table}
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
+from spendwatch import hourly
 from spendwatch.errors import UserError
 from spendwatch.groups import ATTRIBUTION, DAY, GROUPS, expression
 
@@ -74,36 +75,33 @@ def _group_sql(name: str) -> str:
     return DIMENSIONS.get(name) or expression(name) or "NULL"
 
 
-def report_sql(by: list[str], start: datetime | None) -> tuple[str, list[Any]]:
-    """The measures (but the cache-hit share, a ratio) per group and UTC day."""
+def report_sql(by: list[str], start: datetime | None, sealed: datetime | None = None) -> tuple[str, list[Any]]:
+    """The measures (but the cache-hit share, a ratio) per group and UTC day: from the hourly rollup for
+    the whole hours before `sealed` when it holds the groups (`hourly.complete_before`)."""
     groups = "".join(f'{_group_sql(name)} AS "{name}", ' for name in by)
-    where, params = _period(start)
+    columns = [_group_sql(name) if name in GROUPS else "tags" for name in by if name != "day"]
+    calls, params = hourly.calls(sealed, start, None, columns)
     sql = f"""
         SELECT {groups}{_DAY} AS report_day,
-               count(*) AS calls,
-               count(*) FILTER (error_type IS NOT NULL) AS errors,
+               sum(calls) AS calls,
+               sum(errors) AS errors,
                sum(input_tokens) AS input_tokens,
                sum(output_tokens) AS output_tokens,
                sum(cache_read_tokens) AS cache_read_tokens,
                sum(cost_usd) AS cost_usd,
-               count(*) FILTER (unpriced)
-                   AS unpriced_calls,
-               count(*) FILTER (usage_unknown) AS usage_unknown_calls
-        FROM llm_calls
-        {where}
+               sum(unpriced_calls) AS unpriced_calls,
+               sum(usage_unknown_calls) AS usage_unknown_calls
+        FROM {calls} AS calls
         GROUP BY ALL
     """
     return sql, params
 
 
-def _period(start: datetime | None) -> tuple[str, list[Any]]:
-    return ("", []) if start is None else ("WHERE start_time >= ?", [start])
-
-
 def build_report(query: Query, by: list[str], since: timedelta | None, now: datetime | None = None) -> Report:
     now = now or datetime.now(UTC)
     start = None if since is None else now - since
-    columns, rows = query(*report_sql(by, start))
+    sealed = hourly.complete_before(lambda: query(hourly.WATERMARK_SQL, [])[1])
+    columns, rows = query(*report_sql(by, start, sealed))
     per_group: dict[tuple, list[dict[str, Any]]] = {}
     spend: dict[tuple, dict[date, float]] = {}
     for row in rows:

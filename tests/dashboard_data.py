@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from spendwatch.collector.migrations import migrate
+from spendwatch.collector.rollup import rebuild
 from spendwatch.collector.store import connect
 
 MARKUP_SERVICE = "<script>alert('svc')</script>"
@@ -96,6 +97,7 @@ def generate(db: Path, now: datetime, calls: int = 3000, days: int = 30, seed: i
             appender.append_row(*row)
         appender.flush()
         con.execute("INSERT INTO llm_call_spans BY NAME SELECT * FROM staged")
+        rebuild(con)  # written past the store: the hourly rollup summed again, as after a migration
         _alerts(con, now)
         con.execute("CHECKPOINT")
     finally:

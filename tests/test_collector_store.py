@@ -74,6 +74,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m010_billed_usage",
         "m011_list_cost_and_price_data",
         "m012_fleet_sink",
+        "m013_hourly_rollup",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -90,6 +91,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m010_billed_usage",
         "m011_list_cost_and_price_data",
         "m012_fleet_sink",
+        "m013_hourly_rollup",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]

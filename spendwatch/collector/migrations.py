@@ -551,6 +551,46 @@ def m012_fleet_sink(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m013_hourly_rollup(con: duckdb.DuckDBPyConnection) -> None:
+    """`llm_calls_hourly`: the calls summed per UTC hour and group (spendwatch/hourly.py), which the rules,
+    the dashboard and the report read for whole hours instead of every call; kept by the writer in the
+    transaction of the rows it sums (collector/rollup.py). Empty here: it is summed from `llm_calls` once
+    every migration has run (`ROLLUP_AFTER`), and `complete_before` stays NULL (read everything raw) until
+    then."""
+    con.execute(
+        """
+        CREATE TABLE llm_calls_hourly (
+            grain INTEGER NOT NULL,
+            hour TIMESTAMPTZ NOT NULL,
+            provider VARCHAR,
+            request_model VARCHAR,
+            response_model VARCHAR,
+            operation VARCHAR,
+            api_key_id VARCHAR,
+            service_name VARCHAR,
+            user VARCHAR,
+            tenant VARCHAR,
+            feature VARCHAR,
+            agent VARCHAR,
+            calls BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            cache_read_tokens BIGINT,
+            cost_usd DOUBLE,
+            unpriced_calls BIGINT NOT NULL,
+            usage_unknown_calls BIGINT NOT NULL,
+            first_start TIMESTAMPTZ NOT NULL,
+            last_start TIMESTAMPTZ NOT NULL,
+            api_key_hint VARCHAR
+        )
+        """
+    )
+    con.execute("CREATE TABLE llm_calls_hourly_state (complete_before TIMESTAMPTZ)")
+    con.execute("INSERT INTO llm_calls_hourly_state VALUES (NULL)")
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this database has not had; returns the names applied."""
     con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
@@ -582,12 +622,25 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    if done and applied | set(done) >= ROLLUP_AFTER:
+        from spendwatch.collector.rollup import rebuild
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rebuild(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     return done
 
 
 # Migrations after which every stored span is decided again by today's identity and attribution rules
 # (collector/resolve.py), once all migrations have run: a migration's own code never calls today's code.
 REDECIDE_AFTER = frozenset({"m005_call_identity", "m009_attribution"})
+# Once the rollup exists, any migration (one that rewrites calls, or the rollup's own columns) is followed
+# by summing it again from `llm_calls`, after the spans were decided again.
+ROLLUP_AFTER = frozenset({"m013_hourly_rollup"})
 
 
 class NewerSchemaError(Exception):

@@ -12,6 +12,7 @@ from typing import TextIO
 
 import duckdb
 
+from spendwatch.collector import rollup
 from spendwatch.collector.pricing import FREE_OPERATIONS, Pricer, price_of
 
 REPRICE_BATCH = 5000
@@ -57,6 +58,7 @@ def reprice_calls(
     )
     con.execute(f"DELETE FROM {_STAGING}")
     changed = 0
+    hours = set()  # of the calls repriced: their sums in the hourly rollup change with them
     con.execute("BEGIN TRANSACTION")
     try:
         appender = con.appender(_STAGING)
@@ -86,6 +88,7 @@ def reprice_calls(
                 continue
             if new != tuple(stored):
                 changed += 1
+                hours.add(rollup.hour_of(start))
                 appender.append_row(trace_id, span_id, *new)
             if progress is not None and (done % REPRICE_BATCH == 0 or done == len(rows)):
                 _bar(progress, done, len(rows))
@@ -99,6 +102,7 @@ def reprice_calls(
             """
         )
         con.execute(f"DELETE FROM {_STAGING}")
+        rollup.refresh(con, hours)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

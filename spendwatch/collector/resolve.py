@@ -25,6 +25,8 @@ from spendwatch.collector.identity import (
     Span,
     resolve,
 )
+from spendwatch.collector.rollup import hour_of_ns
+from spendwatch.collector.rollup import refresh as refresh_rollup
 
 _COMPONENT = "_identity_traces"
 _UPDATES = "_identity_updates"
@@ -190,12 +192,14 @@ def _resolve_traces(con: duckdb.DuckDBPyConnection, seeds: set[str], window: dic
     ]
     decisions = resolve(with_inherited, parents)
     updates = []
+    hours = set()  # of the spans changed: their sums in the rollup change with them
     for row, span, own_span in zip(rows, spans, own, strict=True):
         decision = decisions[span.key]
         target = _target(own_span, {**inherited[span.key], **decision.fills})
         current = (row[18], row[19], row[20], *(getattr(span, column) for column in FILLABLE_COLUMNS), span.attributes)
         wanted = (decision.superseded_by is not None, decision.superseded_by, decision.rule, *target)
         if wanted != current:
+            hours.add(hour_of_ns(row[3]))
             updates.append((span.trace_id, span.span_id, *wanted[:-1], json.dumps(wanted[-1], separators=(",", ":"))))
     if not updates:
         return 0
@@ -214,6 +218,7 @@ def _resolve_traces(con: duckdb.DuckDBPyConnection, seeds: set[str], window: dic
         window,
     )
     con.execute(f"DELETE FROM {_UPDATES}")
+    refresh_rollup(con, hours)
     return len(updates)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 
 from spendwatch._internal import log_internal_error
+from spendwatch.collector import rollup
 from spendwatch.collector.migrations import migrate
 from spendwatch.collector.resolve import prune_links, resolve_batch, resolve_linked
 from spendwatch.collector.rows import ROW_COLUMNS, SpanLink
@@ -137,6 +138,7 @@ class Store:
                 ).fetchone()
                 if inserted:
                     self._decide(resolve_batch, con, _STAGING, first, last)
+                    rollup.refresh(con, {rollup.hour_of_ns(row[3]) for row in rows})  # late spans: sealed hours
             if links:  # a link can join spans of a call that are already stored
                 in_batch = {row[0] for row in rows}
                 traces = {link.trace_id for link in links} - in_batch
@@ -144,6 +146,7 @@ class Store:
                 if traces:
                     self._decide(resolve_linked, con, traces, datetime.now(UTC), SAME_CALL_HORIZON, attributed)
             con.execute(f"DELETE FROM {_STAGING}")
+            rollup.advance(con, datetime.now(UTC))
             if dropped_attributes:
                 self._count_dropped(dropped_attributes)
             con.execute("COMMIT")
@@ -206,7 +209,15 @@ class Store:
 
     def prune(self, before: datetime) -> int:
         """Delete the calls that started before `before`, and give their space back; how many went."""
-        (deleted,) = self.con.execute("DELETE FROM llm_call_spans WHERE start_time < ?", [before]).fetchone()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            (deleted,) = self.con.execute("DELETE FROM llm_call_spans WHERE start_time < ?", [before]).fetchone()
+            rollup.prune(self.con, before)
+            self.con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise
         if deleted:
             self.con.execute("CHECKPOINT")
         return int(deleted)

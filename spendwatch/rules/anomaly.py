@@ -16,8 +16,9 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
+from spendwatch import hourly
 from spendwatch.money import usd
-from spendwatch.rules.budget import Query, as_datetime, filters_sql, scope_text
+from spendwatch.rules.budget import Query, as_datetime, calls_in, filters_sql, scope_text
 from spendwatch.rules.config import Rule, RulesConfig
 from spendwatch.rules.finding import Finding
 
@@ -31,6 +32,15 @@ METRIC_SQL = {
     # calls whose spans said nothing of their tokens: money nobody counted
     "usage_unknown": "count(*) FILTER (usage_unknown)",
     "p95_latency_ms": "quantile_cont(duration_ms, 0.95)",
+}
+# The same over the calls as `hourly.calls` gives them (whole hours summed): every metric but the percentile.
+SUMMED_SQL = {
+    "cost_usd": "coalesce(sum(cost_usd), 0)",
+    "tokens": "coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0)",
+    "requests": "sum(calls)",
+    "errors": "sum(errors)",
+    "error_rate": "sum(errors) / sum(calls)",
+    "usage_unknown": "sum(usage_unknown_calls)",
 }
 ADDITIVE = {
     "cost_usd",
@@ -54,38 +64,44 @@ def evaluate_anomaly(rule: Rule, now: datetime, config: RulesConfig, query: Quer
     # Buckets by integer arithmetic on the epoch: time_bucket on a TIMESTAMPTZ goes through the ICU
     # calendar for every row, ~5x the cost of the whole query at 10M calls.
     width_us = rule.bucket // timedelta(microseconds=1)
+    if rule.metric in SUMMED_SQL and rule.bucket % hourly.HOUR == timedelta(0):  # whole hours: the rollup's
+        calls, calls_params = calls_in(rule, first, latest_end, query)
+        metric, source, window = SUMMED_SQL[rule.metric], f"{calls} AS calls WHERE true", calls_params
+    else:
+        metric, source = METRIC_SQL[rule.metric], "llm_calls WHERE start_time >= ? AND start_time < ?"
+        window = [first, latest_end]
     rows = query(
         f"""SELECT {group} AS group_value,
                    epoch_us(start_time) // {width_us} AS bucket,
-                   {METRIC_SQL[rule.metric]} AS value
-            FROM llm_calls WHERE start_time >= ? AND start_time < ? {where}
+                   {metric} AS value
+            FROM {source} {where}
             GROUP BY ALL""",
-        [first, latest_end, *params],
+        [*window, *params],
     )
-    series: dict[str, dict[datetime, float]] = {}
+    # Buckets by number (bucket N starts at the epoch + N buckets): no datetime per row and per lookup.
+    series: dict[str, dict[int, float | None]] = {}
     for group_value, bucket, value in rows:
-        series.setdefault(group_value, {})[_EPOCH + int(bucket) * rule.bucket] = (
-            float(value) if value is not None else None
-        )
+        series.setdefault(group_value, {})[int(bucket)] = float(value) if value is not None else None
     findings = []
+    latest = (latest_end - _EPOCH) // rule.bucket - 1
     for group_value, values in series.items():
-        latest = latest_end - rule.bucket
         scored = _score(rule, values, latest, count)
         if scored is None or not scored[0]:
             continue
         if _continuing(rule, values, latest, count, group_value, query):
             continue
         _, value, median, score = scored
-        findings.append(_finding(rule, group_value, latest, value, median, score, config))
+        findings.append(_finding(rule, group_value, _EPOCH + latest * rule.bucket, value, median, score, config))
     return findings
 
 
-def _score(rule: Rule, values: dict[datetime, float | None], bucket: datetime, count: int):
-    """(anomalous, value, median, score) of `bucket` against the `count` buckets before it, or None."""
+def _score(rule: Rule, values: dict[int, float | None], bucket: int, count: int):
+    """(anomalous, value, median, score) of bucket number `bucket` against the `count` buckets before it,
+    or None."""
     baseline = []
     held = 0
     for index in range(1, count + 1):
-        value = values.get(bucket - index * rule.bucket)
+        value = values.get(bucket - index)
         if value is not None:
             held += 1
             baseline.append(value)
@@ -115,13 +131,14 @@ def _continuing(rule, values, latest, count, group_value, query) -> bool:
     if last_alerted is None:
         return False
     last_alerted = as_datetime(last_alerted)
-    bucket = latest - rule.bucket
-    while bucket > last_alerted:
+    alerted = (last_alerted - _EPOCH) // rule.bucket  # a bucket starts after it exactly when its number is higher
+    bucket = latest - 1
+    while bucket > alerted:
         scored = _score(rule, values, bucket, count)
         if scored is None or not scored[0]:
             return False  # a normal bucket since the last alert: this is a new spike
-        bucket -= rule.bucket
-    return latest - last_alerted <= MAX_EPISODE_BUCKETS * rule.bucket
+        bucket -= 1
+    return _EPOCH + latest * rule.bucket - last_alerted <= MAX_EPISODE_BUCKETS * rule.bucket
 
 
 def _finding(rule, group_value, bucket, value, median, score, config) -> Finding:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from spendwatch import hourly
 from spendwatch.groups import expression as group_expression
 from spendwatch.money import usd
 from spendwatch.rules.config import GROUP_EXPRESSIONS, WHERE_COLUMNS, Rule, RulesConfig
@@ -120,17 +121,30 @@ def projection(window: Window, as_of: datetime, spent: float) -> float | None:
     return spent / elapsed
 
 
+def rule_columns(rule: Rule) -> list[str]:
+    """The columns of `llm_calls` a rule's filters and groups read (`tags` for a tag)."""
+    columns = [name for column, _ in rule.where for name in WHERE_COLUMNS[column]]
+    return columns + [GROUP_EXPRESSIONS.get(name, "tags") for name in rule.group_by]
+
+
+def calls_in(rule: Rule, start: datetime | None, end: datetime | None, query: Query) -> tuple[str, list[Any]]:
+    """The calls of [start, end) as the rule reads them: from the hourly rollup where it holds them."""
+    sealed = hourly.complete_before(lambda: query(hourly.WATERMARK_SQL, []))
+    return hourly.calls(sealed, start, end, rule_columns(rule))
+
+
 def spend_in_window(rule: Rule, window: Window, query: Query) -> list[tuple[str, float, int]]:
     """(group value, spent, unpriced calls) of each of the rule's groups with calls in `window`."""
     group = rule.group_sql or "''"
     where, params = filters_sql(rule)
+    calls, calls_params = calls_in(rule, window.start, window.end, query)
     rows = query(
         f"""SELECT {group} AS group_value, coalesce(sum(cost_usd), 0) AS spent,
-                   count(*) FILTER (unpriced)
-            FROM llm_calls
-            WHERE start_time >= ? AND start_time < ? {where}
+                   coalesce(sum(unpriced_calls), 0)
+            FROM {calls} AS calls
+            WHERE true {where}
             GROUP BY ALL""",
-        [window.start, window.end, *params],
+        [*calls_params, *params],
     )
     return [(group_value, float(spent), int(unpriced)) for group_value, spent, unpriced in rows]
 
@@ -256,12 +270,13 @@ def exhausted_groups(rule: Rule, window: Window, query: Query) -> list[tuple[str
     where, params = filters_sql(rule)
     columns = [f"CAST({GROUP_EXPRESSIONS.get(name) or group_expression(name)} AS VARCHAR)" for name in rule.group_by]
     select = ", ".join(columns) + ", " if columns else ""
+    calls, calls_params = calls_in(rule, window.start, window.end, query)
     rows = query(
         f"""SELECT {select}coalesce(sum(cost_usd), 0) AS spent
-            FROM llm_calls
-            WHERE start_time >= ? AND start_time < ? {where}
+            FROM {calls} AS calls
+            WHERE true {where}
             {"GROUP BY ALL" if columns else ""}
             HAVING coalesce(sum(cost_usd), 0) >= ?""",
-        [window.start, window.end, *params, rule.limit_usd],
+        [*calls_params, *params, rule.limit_usd],
     )
     return [tuple(row[:-1]) for row in rows]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from spendwatch import hourly
 from spendwatch.rules.budget import Query, as_datetime, filters_sql, key_name
 from spendwatch.rules.config import Rule, RulesConfig
 from spendwatch.rules.finding import Finding
@@ -104,11 +105,13 @@ def _services_before(
 
 def _services(query: Query, keys: list[str], start: datetime | None, end: datetime) -> dict[str, set[str | None]]:
     marks = ", ".join("?" for _ in keys)
+    sealed = hourly.complete_before(lambda: query(hourly.WATERMARK_SQL, []))
+    calls, params = hourly.calls(sealed, start, end, ["api_key_id", "service_name"])
     rows = query(
-        f"""SELECT api_key_id, list(DISTINCT service_name) FROM llm_calls
-            WHERE start_time < ? {"AND start_time >= ?" if start else ""} AND api_key_id IN ({marks})
+        f"""SELECT api_key_id, list(DISTINCT service_name) FROM {calls} AS calls
+            WHERE api_key_id IN ({marks})
             GROUP BY api_key_id""",
-        [end, *([start] if start else []), *keys],
+        [*params, *keys],
     )
     return {key: set(services) for key, services in rows}
 
