@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from time import time_ns
 from typing import Any
 
@@ -75,13 +76,18 @@ class CallRecord:
     attribution: Mapping[str, str]
 
 
-_last_call: ContextVar[CallRecord | None] = ContextVar("spendwatch_last_call", default=None)
+# The last call's facts as a tuple (span context first, then CallRecord's fields after its ids).
+_last_call: ContextVar[tuple[Any, ...] | None] = ContextVar("spendwatch_last_call", default=None)
 
 
 def last_call() -> CallRecord | None:
     """The last LLM call this context made (this thread, this asyncio task and what it awaited), once its
     span has ended: a streamed call once its stream is read or closed. None before any."""
-    return _last_call.get()
+    facts = _last_call.get()
+    if facts is None:
+        return None
+    context, *rest = facts
+    return CallRecord(f"{context.trace_id:032x}", f"{context.span_id:016x}", *rest)
 
 
 class Recorder:
@@ -215,18 +221,18 @@ class Call:
         on_value = wire.observe
         if content_type.startswith("text/event-stream"):
             self.streaming = True
-            self._reader = SseReader(lambda value: on_value(self, value))
+            self._reader = SseReader(partial(on_value, self))
         elif "ndjson" in content_type:
             self.streaming = True
-            self._reader = NdjsonReader(lambda value: on_value(self, value))
+            self._reader = NdjsonReader(partial(on_value, self))
         elif content_type.startswith("application/vnd.amazon.eventstream"):
             self.streaming = True
-            self._reader = EventStreamReader(lambda value: on_value(self, value))
+            self._reader = EventStreamReader(partial(on_value, self))
         elif content_type.startswith(("application/json", "text/json", "application/problem+json")) or (
             not content_type or route.always_streams
         ):
             self.streaming = route.always_streams
-            self._reader = BodyReader(lambda value: on_value(self, value))
+            self._reader = BodyReader(partial(on_value, self))
         else:  # audio or an image as bytes: nothing in it for us, but the call ends with its body
             self._reader = None
             self.recognised = True
@@ -375,10 +381,12 @@ class Call:
         # OpenTelemetry's suppress context, and its tracer then hands out spans that are never exported.
         # The collector's dedupe makes our span safe beside the app's; our own exporter's requests are
         # never LLM calls, so they still leave no span.
-        unsuppressed = get_current()
-        for key in _SUPPRESS_KEYS:
-            unsuppressed = set_value(key, False, unsuppressed)
-        token = attach(unsuppressed)
+        current = get_current()
+        token = None
+        if any(current.get(key) for key in _SUPPRESS_KEYS):  # attach a context only where one suppresses
+            for key in _SUPPRESS_KEYS:
+                current = set_value(key, False, current)
+            token = attach(current)
         try:
             span = self.recorder.tracer.start_span(
                 name, context=self.parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.start_ns
@@ -387,27 +395,27 @@ class Call:
                 span.set_status(StatusCode.ERROR)
             span.end(end_time=end_ns)
         finally:
-            detach(token)
+            if token is not None:
+                detach(token)
         if self.recorder.metrics is not None:
             seconds = (end_ns - self.start_ns) / 1e9
             self.recorder.metrics.record(attributes, seconds, self.input_tokens, self.output_tokens, estimated)
-        context = span.get_span_context()
+        # What `last_call()` returns, built when it is asked for: most apps never ask.
         _last_call.set(
-            CallRecord(
-                trace_id=f"{context.trace_id:032x}",
-                span_id=f"{context.span_id:016x}",
-                provider=match.provider,
-                operation=self.operation,
-                model=self.response_model or request_model,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cache_read_tokens=self.cache_read_tokens,
-                cache_write_tokens=self.cache_write_tokens,
-                usage_estimated=estimated,
-                status_code=self.status_code,
-                error_type=self.error_type,
-                api_key_id=key_id,
-                attribution=attribution,
+            (
+                span.get_span_context(),
+                match.provider,
+                self.operation,
+                self.response_model or request_model,
+                self.input_tokens,
+                self.output_tokens,
+                self.cache_read_tokens,
+                self.cache_write_tokens,
+                estimated,
+                self.status_code,
+                self.error_type,
+                key_id,
+                attribution,
             )
         )
 

@@ -22,6 +22,7 @@ from typing import Any
 MAX_BUFFERED_BODY = 64 * 1024 * 1024  # a larger non-stream body is not parsed; its usage is estimated
 
 _decode_json = json.JSONDecoder().raw_decode
+_scan_once = json.JSONDecoder().scan_once  # raw_decode's own scanner (C), without its Python frame
 
 
 class UnsupportedEncoding(Exception):
@@ -97,8 +98,8 @@ def _loads(data: bytes | str) -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         if text[:1].isspace():
             text = text.lstrip()
-        value, end = _decode_json(text)
-    except ValueError:  # UnicodeDecodeError is one too
+        value, end = _scan_once(text, 0)
+    except (ValueError, StopIteration):  # UnicodeDecodeError is a ValueError; StopIteration: no value at all
         return None
     return value if end == len(text) or text[end:].isspace() else None
 

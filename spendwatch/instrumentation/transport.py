@@ -184,12 +184,13 @@ def _observed_stream_classes(module: ModuleType) -> tuple[type, type]:
 
         def __iter__(self) -> Iterator[bytes]:
             call = self._call
+            feed = call.feed  # bound once: this loop runs for every chunk
             try:
                 for chunk in self._inner:
                     call.pending = chunk
                     yield chunk
                     call.pending = None
-                    call.feed(chunk)
+                    feed(chunk)
             except GeneratorExit:
                 call.finish()
                 raise
@@ -212,12 +213,13 @@ def _observed_stream_classes(module: ModuleType) -> tuple[type, type]:
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             call = self._call
+            feed = call.feed  # bound once: this loop runs for every chunk
             try:
                 async for chunk in self._inner:
                     call.pending = chunk
                     yield chunk
                     call.pending = None
-                    call.feed(chunk)
+                    feed(chunk)
             except GeneratorExit:
                 call.finish()
                 raise

@@ -84,6 +84,8 @@ def observe(call: Any, obj: Any) -> None:
         _tool_calls(call, obj)
         return
     _common(call, obj)
+    # Runs for every chunk of a chat stream: the text is counted inline rather than call by call.
+    chars = 0
     for choice in obj.get("choices") or ():
         if not isinstance(choice, dict):
             continue
@@ -92,12 +94,20 @@ def observe(call: Any, obj: Any) -> None:
             call.add_finish_reason(reason)
         message = choice.get("delta") or choice.get("message")
         if isinstance(message, dict):
-            call.add_output_chars(message.get("content"))
-            call.add_output_chars(message.get("reasoning_content"))
+            content = message.get("content")
+            if isinstance(content, str):
+                chars += len(content)
+            reasoning = message.get("reasoning_content")
+            if isinstance(reasoning, str):
+                chars += len(reasoning)
             for tool_call in message.get("tool_calls") or ():
                 if isinstance(tool_call, dict) and isinstance(tool_call.get("function"), dict):
                     call.add_output_chars(tool_call["function"].get("arguments"))
-        call.add_output_chars(choice.get("text"))  # legacy completions
+        text = choice.get("text")  # legacy completions
+        if isinstance(text, str):
+            chars += len(text)
+    if chars:
+        call.output_chars += chars
     usage = obj.get("usage")
     if not isinstance(usage, dict):
         x_groq = obj.get("x_groq")
@@ -107,7 +117,8 @@ def observe(call: Any, obj: Any) -> None:
 
 
 def _common(call: Any, obj: dict[str, Any]) -> None:
-    _service_tier(call, obj)
+    if "service_tier" in obj:
+        _service_tier(call, obj)
     model = obj.get("model")
     if isinstance(model, str) and model:
         call.response_model = model
