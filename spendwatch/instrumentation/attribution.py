@@ -23,6 +23,11 @@ from typing import Any, TypeVar
 
 from opentelemetry.baggage import get_all as get_all_baggage
 
+try:  # the context key the baggage lives under: to know a baggage seen before (Attributor.values)
+    from opentelemetry.baggage import _BAGGAGE_KEY
+except ImportError:  # a version that moved it: every call reads its baggage afresh
+    _BAGGAGE_KEY = None
+
 from spendwatch import semconv
 
 DIMENSIONS = ("user", "tenant", "feature", "agent", "conversation")
@@ -175,13 +180,23 @@ class Attributor:
         for dimension, names in self.baggage_keys.items():
             for rank, name in enumerate(names):
                 self._by_name.setdefault(name, (dimension, rank))
+        self._last: tuple[Any, Mapping[str, str], dict[str, str]] | None = None  # see `values`
 
     @classmethod
     def from_env(cls) -> Attributor:
         return cls(parse_baggage_keys(os.environ.get(BAGGAGE_ENV, "")))
 
     def values(self, context: Any, explicit: Mapping[str, str]) -> dict[str, str]:
-        """dimension (or `tag.<name>`) -> value for a call, from the baggage of `context` and `explicit`."""
+        """dimension (or `tag.<name>`) -> value for a call, from the baggage of `context` and `explicit`.
+
+        Calls made one after another in the same context share its baggage (OpenTelemetry never changes
+        a baggage in place: setting an entry makes a new one), so the last answer is kept with the very
+        objects it was made from and given again, as a copy, while both are the same."""
+        raw = context.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None and isinstance(context, dict) else None
+        last = self._last
+        same_explicit = last is not None and (last[1] is explicit or not (last[1] or explicit))
+        if raw is not None and same_explicit and last[0] is raw:  # type: ignore[index]
+            return dict(last[2])  # type: ignore[index]
         entries = get_all_baggage(context)
         if not entries:
             return dict(explicit)
@@ -203,6 +218,9 @@ class Attributor:
                     tags += 1
         if explicit:
             found.update(explicit)
+        if raw is not None:
+            self._last = (raw, explicit, found)
+            return dict(found)
         return found
 
 

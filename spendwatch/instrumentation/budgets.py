@@ -74,7 +74,7 @@ def budget_exceeded(error: BaseException | None) -> BudgetExceeded | None:
 
 
 class _Block:
-    __slots__ = ("exhausted", "group_by", "limit_usd", "rule", "where_items")
+    __slots__ = ("column", "exhausted", "exhausted_values", "group_by", "limit_usd", "rule", "where_items")
 
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.rule = str(document["rule"])
@@ -83,6 +83,11 @@ class _Block:
         self.where_items = tuple((column, frozenset(values)) for column, values in where.items())
         self.group_by = tuple(document.get("group_by") or ())
         self.exhausted = {tuple(group) for group in document.get("exhausted") or ()}
+        # One column (per user, per key, per model: the usual budget): its spent values as a set, so a
+        # call is checked with one lookup and no group tuple built.
+        one = len(self.group_by) == 1 and all(len(group) == 1 for group in self.exhausted)
+        self.column = self.group_by[0] if one else None
+        self.exhausted_values = frozenset(group[0] for group in self.exhausted) if one else frozenset()
 
 
 def default_budgets_url(environ: Mapping[str, str]) -> str:
@@ -158,6 +163,12 @@ class BudgetGuard:
                     covered = False
                     break
             if not covered:
+                continue
+            name = block.column
+            if name is not None:
+                value = known[name] if name in known else known.setdefault(name, facts(name))
+                if value in block.exhausted_values:
+                    raise BudgetExceeded(block.rule, {name: value}, block.limit_usd)
                 continue
             group = []
             for name in block.group_by:

@@ -30,6 +30,7 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from spendwatch import semconv
 from spendwatch._internal import log_internal_error
+from spendwatch.instrumentation.attribution import DIMENSIONS as ATTRIBUTION_DIMENSIONS
 from spendwatch.instrumentation.attribution import Attributor
 from spendwatch.instrumentation.attribution import current as current_attribution
 from spendwatch.instrumentation.attribution import span_attributes as attribution_attributes
@@ -53,6 +54,7 @@ CHARS_PER_TOKEN = 4
 _SUPPRESS_KEYS = (_SUPPRESS_INSTRUMENTATION_KEY, "suppress_instrumentation")
 _NOT_CONTENT_KEYS = frozenset({"model", "role", "type", "name", "id", "tool_call_id", "stream", "encoding_format"})
 _MAX_ESTIMATE_DEPTH = 32
+_ATTRIBUTION_FACTS = frozenset(ATTRIBUTION_DIMENSIONS)
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,8 @@ class Call:
 
     def fact(self, name: str) -> str | None:
         """What enforcement asks of the call before it is sent (budgets.BudgetGuard.check)."""
+        if name in _ATTRIBUTION_FACTS:
+            return self.attribution_values().get(name)
         if name == "provider":
             return self.match.provider
         if name in ("service", "service_name"):
