@@ -19,7 +19,7 @@ CANARIES = (
     "CANARY-PROMPT-7f3a",
     "CANARY-COMPLETION-91bc",
     "CANARY-EVENT-2d4e",
-    "sk-proj-CANARYsecretKEY0123456789abcdef",
+    f"sk-proj-{secrets.token_hex(20)}",  # a key made up at run time
     "CANARYQUERYKEY42",
     "CANARY-TOOL-ARGS-5e6f",
     "CANARY-DB-STATEMENT-8a9b",
