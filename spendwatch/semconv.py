@@ -82,6 +82,14 @@ SPENDWATCH_USAGE_INPUT_VIDEO_TOKENS = "spendwatch.usage.input_video_tokens"  # [
 SPENDWATCH_RESPONSE_SERVICE_TIER = "spendwatch.response.service_tier"
 SPENDWATCH_RESPONSE_SPEED = "spendwatch.response.speed"
 SPENDWATCH_REQUEST_BATCH = "spendwatch.request.batch"
+# Where a span says how its call was served (the tier, batch processing, fast mode): what prices it.
+SERVICE_TIER_ATTRIBUTES = (
+    OPENAI_RESPONSE_SERVICE_TIER,
+    OPENAI_RESPONSE_SERVICE_TIER_DEPRECATED,
+    "gen_ai.response.service_tier",
+    SPENDWATCH_RESPONSE_SERVICE_TIER,
+)
+PRICE_CONTEXT_ATTRIBUTES = (*SERVICE_TIER_ATTRIBUTES, SPENDWATCH_REQUEST_BATCH, SPENDWATCH_RESPONSE_SPEED)
 # What spendwatch priced a call at, beside the semconv cost (which is what the user pays): the list price
 # and the price data that gave it.
 SPENDWATCH_COST_LIST_AMOUNT = "spendwatch.cost.list_amount"

@@ -142,14 +142,30 @@ def strip_request(request: Any, keep: KeepList) -> Any:
     return copy
 
 
+_COST_ATTRIBUTES = frozenset(
+    {
+        semconv.GEN_AI_USAGE_COST_AMOUNT,
+        semconv.GEN_AI_USAGE_COST_CURRENCY,
+        semconv.GEN_AI_USAGE_COST_SOURCE,
+        semconv.SPENDWATCH_COST_PRICE_DATA,
+    }
+)
+
+
 def with_costs(request: Any, costs: dict[tuple[bytes, bytes], float]) -> None:
     """The semantic conventions' cost proposal on each counted span: `gen_ai.usage.cost.amount` in USD,
-    source `local` (priced here). A span that already says what it cost keeps its own figure."""
+    source `local`, the figure the store counts. Whatever cost a span arrived with (the app's own, from the
+    daemon's rate cards, or another instrumentation's) is replaced, and a span the store does not count
+    carries none: an upstream that sums the attribute counts each call once, at the stored price."""
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
+                if any(pair.key in _COST_ATTRIBUTES for pair in span.attributes):
+                    kept = [pair for pair in span.attributes if pair.key not in _COST_ATTRIBUTES]
+                    del span.attributes[:]
+                    span.attributes.extend(kept)
                 cost = costs.get((span.trace_id, span.span_id))
-                if cost is None or any(pair.key == semconv.GEN_AI_USAGE_COST_AMOUNT for pair in span.attributes):
+                if cost is None:
                     continue
                 for key, kind, value in (
                     (semconv.GEN_AI_USAGE_COST_AMOUNT, "double_value", cost),

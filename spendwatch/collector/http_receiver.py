@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from spendwatch.collector import otlp
+from spendwatch.collector import otlp, rate_cards
 from spendwatch.collector.ingest import COMMIT_TIMEOUT_SECONDS, Ingest
 from spendwatch.collector.web import RETRY_AFTER_SECONDS, BodyError, busy, log_requests, read_body
 from spendwatch.collector.writer import Overloaded
@@ -39,6 +40,7 @@ ENCODINGS = ("identity", "gzip", "deflate")
 
 # Where apps read the state of enforced budgets: on the OTLP/HTTP port they already reach.
 BUDGETS_PATH = "/v1/spendwatch/budgets"
+MAX_PRICES_BODY_BYTES = 256 * 1024
 
 
 class HttpReceiver:
@@ -55,6 +57,7 @@ class HttpReceiver:
         self.in_flight = 0
         routes = [Route("/health", self.health), Route("/ready", self.readiness)]
         routes.append(Route(BUDGETS_PATH, self.budgets))
+        routes.append(Route(rate_cards.PRICES_PATH, self.prices, methods=["POST"]))
         routes += [Route(path, self.export, methods=["POST"]) for path in otlp.SIGNALS]
         self.app = log_requests("otlp/http", Starlette(routes=routes))
 
@@ -73,6 +76,19 @@ class HttpReceiver:
         ):
             return JSONResponse({"error": "missing or wrong ingest token"}, status_code=401)
         return JSONResponse(self.budget_state(), headers={"cache-control": "no-store"})
+
+    async def prices(self, request: Request) -> Response:
+        """The rate cards the instrumentation prices its calls with (rate_cards.py; behind the ingest token)."""
+        if self.expected_authorization is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), self.expected_authorization
+        ):
+            return JSONResponse({"error": "missing or wrong ingest token"}, status_code=401)
+        try:
+            body = await read_body(request, MAX_PRICES_BODY_BYTES, "identity")
+            cards = rate_cards.answer(self.ingest.pricer, json.loads(body))
+        except (BodyError, ValueError) as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse(cards, headers={"cache-control": "no-store"})
 
     async def export(self, request: Request) -> Response:
         media = otlp.otlp_media_type(request.headers.get("content-type"))

@@ -61,12 +61,7 @@ class Price(NamedTuple):
 NO_PRICE = Price(None)
 
 # Where the span says how the call was served, and the price context genai-prices selects prices by.
-SERVICE_TIER_ATTRIBUTES = (
-    semconv.OPENAI_RESPONSE_SERVICE_TIER,
-    semconv.OPENAI_RESPONSE_SERVICE_TIER_DEPRECATED,
-    "gen_ai.response.service_tier",
-    semconv.SPENDWATCH_RESPONSE_SERVICE_TIER,
-)
+SERVICE_TIER_ATTRIBUTES = semconv.SERVICE_TIER_ATTRIBUTES
 _NO_TIER = frozenset({"", "standard", "default", "auto", "on_demand"})
 
 
@@ -267,6 +262,16 @@ class Pricer:
             )
             for model in models
         )
+
+    def resolved(
+        self, provider: str | None, model: str, *, at: datetime, context: tuple[tuple[str, str], ...] = ()
+    ) -> tuple[_Resolved | None, bool]:
+        """genai-prices' price of the model for this provider, tier and time (None: it has none), and
+        whether that price changes within the day (rate_cards.py)."""
+        provider_id = GENAI_PRICES_PROVIDER.get(provider or "", provider or "")
+        self.data()
+        found = self._resolve(provider_id, model, at, context)
+        return found, bool(self._intraday.get((provider_id, model)))
 
     def _paid(
         self,

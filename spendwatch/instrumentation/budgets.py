@@ -9,7 +9,9 @@ while no budget is spent.
 When the daemon cannot be reached, or its last answer is older than `SPENDWATCH_BUDGET_MAX_AGE` seconds
 (default 60), the state is unknown: calls go through (fail-open), unless `SPENDWATCH_ENFORCE=fail-closed`,
 in which case they are refused with `BudgetStateUnknown` until the daemon answers again.
-`SPENDWATCH_ENFORCE=off` turns the whole thing off. The daemon is found at `SPENDWATCH_BUDGETS_URL`, else
+`SPENDWATCH_ENFORCE=off` turns enforcement off. The same thread reads the daemon's rate cards, with which
+each call is priced in the app as it ends (`prices.py`); `SPENDWATCH_APP_COST=off` turns that off, and
+with both off no thread is started. The daemon is found at `SPENDWATCH_BUDGETS_URL`, else
 at the OTLP/HTTP endpoint the app exports to (`OTEL_EXPORTER_OTLP_ENDPOINT`, a gRPC port 4317 read as
 its HTTP neighbour 4318), else http://localhost:4318; `SPENDWATCH_INGEST_TOKEN` is sent as the bearer.
 
@@ -29,10 +31,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from spendwatch.instrumentation.prices import PRICES_PATH, RateCards
+
 BUDGETS_PATH = "/v1/spendwatch/budgets"
 DEFAULT_MAX_AGE_SECONDS = 60.0
 DEFAULT_REFRESH_SECONDS = 5.0
 FETCH_TIMEOUT_SECONDS = 2.0
+_OFF = frozenset({"off", "0", "false", "no"})
 
 
 class BudgetExceeded(Exception):
@@ -113,8 +118,12 @@ class BudgetGuard:
         fail_closed: bool = False,
         max_age: float = DEFAULT_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        enforce: bool = True,
+        cards: RateCards | None = None,
     ) -> None:
         self.url = url
+        self.enforce = enforce
+        self.cards = cards  # the daemon's rate cards, read by the same thread (None: no cost in the app)
         self.token = token
         self.fail_closed = fail_closed
         self.max_age = max_age
@@ -130,15 +139,22 @@ class BudgetGuard:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BudgetGuard | None:
         environ = os.environ if environ is None else environ
         mode = (environ.get("SPENDWATCH_ENFORCE") or "fail-open").strip().lower()
-        if mode in ("off", "0", "false", "no"):
-            return None
-        if mode not in ("fail-open", "fail-closed"):
+        enforce = mode not in _OFF
+        if enforce and mode not in ("fail-open", "fail-closed"):
             raise ValueError(f"SPENDWATCH_ENFORCE: expected fail-open, fail-closed or off, got {mode!r}")
+        app_cost = (environ.get("SPENDWATCH_APP_COST") or "on").strip().lower() not in _OFF
+        if not enforce and not app_cost:
+            return None
+        url = default_budgets_url(environ)
+        token = environ.get("SPENDWATCH_INGEST_TOKEN") or None
+        cards = RateCards(url.removesuffix(BUDGETS_PATH) + PRICES_PATH, token) if app_cost else None
         return cls(
-            default_budgets_url(environ),
-            token=environ.get("SPENDWATCH_INGEST_TOKEN") or None,
-            fail_closed=mode == "fail-closed",
+            url,
+            token=token,
+            fail_closed=enforce and mode == "fail-closed",
             max_age=float(environ.get("SPENDWATCH_BUDGET_MAX_AGE") or DEFAULT_MAX_AGE_SECONDS),
+            enforce=enforce,
+            cards=cards,
         )
 
     # -- the request path ------------------------------------------------------------------------
@@ -148,6 +164,8 @@ class BudgetGuard:
         call's provider, model, service, api_key_id, user, tenant, feature, agent or conversation."""
         if self._thread is None:
             self._start()
+        if not self.enforce:
+            return
         blocks = self._blocks
         if self.fail_closed and not self._fresh():
             fetched = self._fetched_at
@@ -191,11 +209,24 @@ class BudgetGuard:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.cards is not None:
+            self.cards.asked.set()
 
     def _run(self) -> None:
+        cards = self.cards
+        next_budgets = 0.0
         while not self._stop.is_set():
-            self.refresh()
-            self._stop.wait(self._refresh)
+            now = time.monotonic()
+            if self.enforce and now >= next_budgets:
+                self.refresh()
+                next_budgets = now + self._refresh
+            if cards is None:
+                self._stop.wait(self._refresh)
+                continue
+            cards.asked.clear()
+            cards.refresh()
+            # a call of a kind without a card wakes the thread at once; otherwise, the budgets' period
+            cards.asked.wait(self._refresh if not self.enforce else max(next_budgets - time.monotonic(), 0.0))
 
     def refresh(self) -> bool:
         """Read the daemon's state once; whether it answered."""

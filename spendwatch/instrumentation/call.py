@@ -76,6 +76,7 @@ class CallRecord:
     error_type: str | None
     api_key_id: str | None
     attribution: Mapping[str, str]
+    cost_usd: float | None = None  # as the daemon prices it, from its rate cards (instrumentation/prices.py)
 
 
 # The last call's facts as a tuple (span context first, then CallRecord's fields after its ids).
@@ -378,6 +379,25 @@ class Call:
         attribution = self.attribution_values()
         if attribution:
             attributes.update(attribution_attributes(attribution))
+        cost = None
+        guard = self.recorder.guard
+        cards = guard.cards if guard is not None else None
+        if cards is not None and answered:
+            kind = cards.kind(match.provider, self.response_model, request_model, key_id, self.extra)
+            priced = cards.cost(
+                kind,
+                self.input_tokens,
+                self.output_tokens,
+                self.cache_read_tokens,
+                self.cache_write_tokens,
+                self.reasoning_tokens,
+            )
+            if priced is not None:
+                cost, version = priced
+                attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] = cost
+                attributes[semconv.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+                attributes[semconv.GEN_AI_USAGE_COST_SOURCE] = semconv.COST_SOURCE_LOCAL
+                attributes[semconv.SPENDWATCH_COST_PRICE_DATA] = version
 
         model = request_model or self.response_model
         name = f"{self.operation} {model}" if model else self.operation
@@ -420,6 +440,7 @@ class Call:
                 self.error_type,
                 key_id,
                 attribution,
+                cost,
             )
         )
 
