@@ -7,11 +7,12 @@ it is off the fast path; the body is read (and parsed) only when the call is ove
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
+
+from spendwatch.instrumentation.streams import json_value
 
 _MAX_FIELD_BYTES = 512
 
@@ -60,10 +61,7 @@ class Request:
         content = self.body()
         if not content or bytes(content[:1]) != b"{":
             return None
-        try:
-            return json.loads(bytes(content))
-        except ValueError:
-            return None
+        return json_value(bytes(content))
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)

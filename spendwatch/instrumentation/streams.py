@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 MAX_BUFFERED_BODY = 64 * 1024 * 1024  # a larger non-stream body is not parsed; its usage is estimated
 
 _decode_json = json.JSONDecoder().raw_decode
@@ -91,9 +93,14 @@ class _DeflateDecoder:
         return self._decompressor.decompress(data)
 
 
-def _loads(data: bytes | str) -> Any:
-    """One JSON value, or None. The decoder's own entry point: `json.loads` would first guess the
-    encoding of the bytes and then check for trailing text, ~1 µs of every stream chunk between them."""
+def json_value(data: bytes | str) -> Any:
+    """One JSON value, or None. orjson first (~0.6 µs for a stream chunk, against ~1.8 µs for the standard
+    library's scanner); what it refuses and JSON-as-Python-reads-it accepts (NaN, integers beyond 64 bits)
+    goes to the standard library's own scanner, so either way the value is the one `json.loads` gives."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         if text[:1].isspace():
@@ -136,6 +143,17 @@ class SseReader(_LineReader):
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> None:  # the lines handled inline: this runs for every chunk of a stream
+        if not self._partial and not self._data and chunk[-2:] == b"\n\n":
+            # One whole event with one data line (and perhaps its name), as providers send most chunks:
+            # read without splitting it into lines.
+            start = chunk.find(b"\n") + 1 if chunk[:6] == b"event:" else 0
+            if chunk[start : start + 6] == b"data: " and chunk.find(b"\n", start) == len(chunk) - 2:
+                data = chunk[start + 6 : -2]
+                if data != b"[DONE]":
+                    value = json_value(data)
+                    if value is not None:
+                        self._on_value(value)
+                return
         if self._partial:
             chunk = self._partial + chunk
         lines = chunk.split(b"\n")
@@ -157,7 +175,7 @@ class SseReader(_LineReader):
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         self._data = []
         if data != b"[DONE]":
-            value = _loads(data)
+            value = json_value(data)
             if value is not None:
                 self._on_value(value)
 
@@ -173,7 +191,7 @@ class NdjsonReader(_LineReader):
 
     def _line(self, line: bytes) -> None:
         if line.strip():
-            value = _loads(line)
+            value = json_value(line)
             if value is not None:
                 self._on_value(value)
 
@@ -212,7 +230,7 @@ class EventStreamReader:
                     {"__exception__": headers.get(":exception-type") or headers.get(":error-code") or "error"}
                 )
                 continue
-            value = _loads(payload) if payload else None
+            value = json_value(payload) if payload else None
             if value is not None:
                 self._on_value(value)
         self._buffer = buffer
@@ -266,7 +284,7 @@ class BodyReader:
             return
         text = b"".join(self._chunks).decode("utf-8", errors="replace")
         self._chunks = []
-        value = _loads(text)
+        value = json_value(text)
         if value is not None:
             self._on_value(value)
             return

@@ -14,7 +14,6 @@ Adding a provider is one module here, one line in the registry and one test.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,10 +99,3 @@ def set_text(call: Any, name: str, value: Any) -> None:
     """A short text fact of the response (a service tier, a speed) as a span attribute."""
     if isinstance(value, str) and 0 < len(value) <= 64:
         call.extra[name] = value
-
-
-def loads(data: bytes | str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
