@@ -249,12 +249,11 @@ def timed(function, repeats: int) -> Spread:
 
 def report(db: Path, since: timedelta) -> None:
     """What `spendwatch report --by provider,model --format json` computes, through `reads`."""
-    from functools import partial
-
     from spendwatch import reads
     from spendwatch.report import build_report
 
-    build_report(partial(reads.query, db), ["provider", "model"], since)
+    with reads.Reader(db) as reader:
+        build_report(reader, ["provider", "model"], since)
 
 
 def raw_on_file(db: Path, since: timedelta) -> None:

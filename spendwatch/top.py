@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 from rich import box
@@ -27,10 +26,11 @@ MAX_ROWS = 20
 
 
 def frame(config: Config, by: list[str], window: timedelta) -> Table:
-    from spendwatch.reads import query
+    from spendwatch.reads import Reader
 
     now = datetime.now(UTC)
-    report = build_report(partial(query, config.db), by, window, now)
+    with Reader(config.db) as reader:  # one per frame: the file is not held open between frames
+        report = build_report(reader, by, window, now)
     minutes = window.total_seconds() / 60
     table = Table(
         title=f"Spend in the last {minutes:g} minutes, by {', '.join(by)}",

@@ -70,9 +70,10 @@ def report(db: str | None, config: str | None, output: str, period: str, by: str
 
         run_query = query_on(connection)
     else:
-        from spendwatch.reads import query as read_database
+        from spendwatch.reads import Reader
 
-        run_query = partial(read_database, settings.db)
+        connection = Reader(settings.db)
+        run_query = connection
     try:
         if output == "table":
             from spendwatch.report_table import print_report

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import click
@@ -26,10 +25,11 @@ def export() -> None:
               help="each row's charge period, in UTC")  # fmt: skip
 def focus(db: str | None, config: str | None, period: str, output: str, path: str | None, charge_period: str) -> int:
     from spendwatch.exports.focus import build_export, copy_file, write_csv, write_parquet
-    from spendwatch.reads import query
+    from spendwatch.reads import Reader
 
     settings = config_from(db=db, config=config)
-    built = build_export(partial(query, settings.db), since(period), charge_period, settings.rules.keys)
+    with Reader(settings.db) as reader:
+        built = build_export(reader, since(period), charge_period, settings.rules.keys)
     if output == "csv":
         if path is None:
             write_csv(sys.stdout, built)

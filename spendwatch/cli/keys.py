@@ -17,14 +17,13 @@ from spendwatch.cli.options import config_from, database, output_format, since
 def keys(context: click.Context, db: str | None, config: str | None, output: str, period: str) -> int | None:
     if context.invoked_subcommand is not None:
         return None
-    from functools import partial
-
     from spendwatch.output import write_rows
-    from spendwatch.reads import query
+    from spendwatch.reads import Reader
     from spendwatch.rules.keys import key_inventory
 
     settings = config_from(db=db, config=config)
-    columns, rows = key_inventory(partial(query, settings.db), settings.rules, since(period))
+    with Reader(settings.db) as reader:
+        columns, rows = key_inventory(reader, settings.rules, since(period))
     write_rows(sys.stdout, columns, rows, output)
     return 0
 
