@@ -192,20 +192,43 @@ class Toggle:
         """The reference variant: one SDK span with a dozen attributes around the call, while on."""
         if self.variant != "bare span":
             return call
+        from opentelemetry.trace import SpanKind
+
         tracer = self.tracer
 
         def spanned(*args: Any, **kwargs: Any) -> Any:
             if not self.on:
                 return call(*args, **kwargs)
-            span = tracer.start_span("chat gpt-4o-mini")
-            for index in range(12):
-                span.set_attribute(f"bench.attribute_{index}", index)
+            span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=BARE_SPAN_ATTRIBUTES)
             try:
                 return call(*args, **kwargs)
             finally:
                 span.end()
 
         return spanned
+
+
+# The attributes spendwatch's span carries for the in-memory chat call, with the same names, types and
+# values: issue 26 compares spendwatch with "a bare OTel span with the same attributes".
+BARE_SPAN_ATTRIBUTES = {
+    "gen_ai.provider.name": "openai",
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.stream": False,
+    "server.address": "api.openai.com",
+    "server.port": 443,
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.response.model": "gpt-4o-mini",
+    "gen_ai.response.id": "chatcmpl-standin-1",
+    "gen_ai.response.finish_reasons": ("stop",),
+    "http.response.status_code": 200,
+    "gen_ai.usage.input_tokens": 25,
+    "gen_ai.usage.output_tokens": 5,
+    "gen_ai.usage.cache_read.input_tokens": 0,
+    "gen_ai.usage.reasoning.output_tokens": 0,
+    "spendwatch.usage.estimated": False,
+    "spendwatch.fingerprint.id": "1f836e72a43e27f3",
+    "spendwatch.fingerprint.hint": "xxxx",
+}
 
 
 class raw_stream:
@@ -662,8 +685,9 @@ instrumented); a block is {sizes["calls"]} calls in memory, {sizes["calls"] * 4}
 {chunks} chunks, or {max(10, sizes["calls"] // 5)} calls over loopback. "Added" is the CPU time per call of the
 instrumented block minus the uninstrumented one before it (loopback: also the wall-clock median); each
 cell is the median over the rounds (lowest–highest round) of each round's median pair. The first row is
-the uninstrumented cost itself, for scale. "bare span" is one SDK span with 12 attributes around each
-call and nothing else: the floor any span-per-call instrumentation pays.
+the uninstrumented cost itself, for scale. "bare span" is one SDK span around each call with the 17
+attributes spendwatch's span carries for it (same names, types and values) and nothing else: the floor any
+span-per-call instrumentation pays.
 
 {calls_table}
 
