@@ -70,25 +70,59 @@ _SECRET_NAME = re.compile(
 _MAX_DEPTH = 32  # deeper than any value the span parser keeps
 
 
+# Most strings the collector stores come again and again (providers, models, services, hosts, attribute
+# names): the ones found clean are remembered, so that a repeat costs a set lookup rather than the search.
+# Only clean strings are kept, short ones, and at most _MAX_REMEMBERED: a secret is never held here.
+_MAX_REMEMBERED = 4096
+_MAX_REMEMBERED_CHARS = 200
+_clean: set[str] = set()
+_names: dict[str, bool] = {}  # a clean name: whether its value is a secret
+
+
+def _remember_clean(value: str) -> None:
+    if len(value) <= _MAX_REMEMBERED_CHARS:
+        if len(_clean) >= _MAX_REMEMBERED:
+            _clean.clear()
+        _clean.add(value)
+
+
 def scrub_text(value: str) -> str:
     """`value` with every secret in it replaced."""
+    if value in _clean:
+        return value
     if _SECRET_VALUE.search(value) is None:  # the common case, in one search
+        _remember_clean(value)
         return value
     return _SECRET_VALUE.sub(_replace, value)
 
 
 def has_secret(value: str) -> bool:
-    return _SECRET_VALUE.search(value) is not None
+    return value not in _clean and _SECRET_VALUE.search(value) is not None
 
 
 def secret_name(name: str) -> bool:
     """A name whose value is a secret, or a name that is itself one."""
-    return _SECRET_NAME.search(name) is not None or _SECRET_VALUE.search(name) is not None
+    known = _names.get(name)
+    if known is not None:
+        return known
+    if _SECRET_VALUE.search(name) is not None:
+        return True
+    secret = _SECRET_NAME.search(name) is not None
+    if len(name) <= _MAX_REMEMBERED_CHARS:
+        if len(_names) >= _MAX_REMEMBERED:
+            _names.clear()
+        _names[name] = secret
+    return secret
 
 
 def safe_name(name: str) -> str:
     """A name that may be stored or counted: a credential used as a name is not."""
-    return SECRET_NAME_PLACEHOLDER if _SECRET_VALUE.search(name) is not None else name
+    if name in _names or name in _clean:
+        return name
+    if _SECRET_VALUE.search(name) is not None:
+        return SECRET_NAME_PLACEHOLDER
+    _remember_clean(name)
+    return name
 
 
 def scrub_value(value: Any, depth: int = 0) -> Any:

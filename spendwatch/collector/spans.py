@@ -111,8 +111,13 @@ class Counts:
     rejected: int = 0
 
 
+_SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def any_value(value: Any, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
+    if kind in _SCALAR_KINDS:  # nearly every attribute: one set lookup before the rest
+        return getattr(value, kind)
     if kind is None:
         return None
     if depth > MAX_VALUE_DEPTH and kind in ("array_value", "kvlist_value"):
