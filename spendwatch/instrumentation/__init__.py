@@ -42,6 +42,8 @@ class SpendwatchInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._guard = BudgetGuard.from_env()
         metrics = ClientMetrics(kwargs.get("meter_provider"))
         transport.patch(Recorder(tracer, Classifier.from_env(), Attributor.from_env(), self._guard, metrics))
+        if self._guard is not None:
+            self._guard.start()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         transport.unpatch()

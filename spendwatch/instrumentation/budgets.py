@@ -27,6 +27,7 @@ import os
 import threading
 import time
 import urllib.request
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -134,6 +135,9 @@ class BudgetGuard:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self.first_round = threading.Event()  # set once the thread has asked the daemon the first time
+        forked = weakref.WeakMethod(self._forked)
+        os.register_at_fork(after_in_child=lambda: (method := forked()) is not None and method())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BudgetGuard | None:
@@ -163,7 +167,7 @@ class BudgetGuard:
         """Raise `BudgetExceeded` when an enforced, spent budget covers a call; `facts(name)` gives the
         call's provider, model, service, api_key_id, user, tenant, feature, agent or conversation."""
         if self._thread is None:
-            self._start()
+            self.start()
         if not self.enforce:
             return
         blocks = self._blocks
@@ -200,12 +204,20 @@ class BudgetGuard:
 
     # -- the background --------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the background thread. The instrumentor does when it patches, so that no call pays for
+        the thread nor waits on its first requests; a forked child starts its own on its first call."""
         with self._lock:
             if self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._run, name="spendwatch-budgets", daemon=True)
             self._thread.start()
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's thread did not come along (and its lock may be held)."""
+        self._lock = threading.Lock()
+        self._thread = None
+        self.first_round = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -221,10 +233,12 @@ class BudgetGuard:
                 self.refresh()
                 next_budgets = now + self._refresh
             if cards is None:
+                self.first_round.set()
                 self._stop.wait(self._refresh)
                 continue
             cards.asked.clear()
             cards.refresh()
+            self.first_round.set()
             # a call of a kind without a card wakes the thread at once; otherwise, the budgets' period
             cards.asked.wait(self._refresh if not self.enforce else max(next_budgets - time.monotonic(), 0.0))
 
