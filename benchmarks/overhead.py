@@ -169,6 +169,12 @@ class Toggle:
         if not self.suppress:
             for instrumentor in self.instrumentors:
                 instrumentor.instrument(tracer_provider=self.provider)
+                # spendwatch's budget and rate-card thread starts as it instruments and asks the daemon
+                # (here: nobody listens) once: an app pays that at start-up, not in its calls, so a block
+                # starts after it, as a call in a running app does.
+                guard = getattr(instrumentor, "_guard", None)
+                if guard is not None:
+                    guard.first_round.wait(5)
         self.on = True
         return self
 
