@@ -182,6 +182,9 @@ class Toggle:
         if not self.suppress:
             for instrumentor in self.instrumentors:
                 instrumentor.uninstrument()
+                guard = getattr(instrumentor, "_guard", None)
+                if guard is not None:  # its thread ends here, not during the next (uninstrumented) block
+                    guard.stop(wait=5)
         self.on = False
 
     @contextlib.contextmanager

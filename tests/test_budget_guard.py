@@ -72,4 +72,4 @@ def test_a_forked_child_asks_with_its_own_thread(daemon_state):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(asked) == 2
-    guard.stop()
+    guard.stop(wait=5)

@@ -219,10 +219,14 @@ class BudgetGuard:
         self._thread = None
         self.first_round = threading.Event()
 
-    def stop(self) -> None:
+    def stop(self, wait: float | None = None) -> None:
+        """Stop the thread; with `wait`, also wait that many seconds at most for it to end."""
         self._stop.set()
         if self.cards is not None:
             self.cards.asked.set()
+        thread = self._thread
+        if wait is not None and thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
     def _run(self) -> None:
         cards = self.cards
