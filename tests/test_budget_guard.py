@@ -54,7 +54,6 @@ def test_instrumenting_starts_the_thread_before_any_call(daemon_state, monkeypat
         instrumentor.uninstrument()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_asks_with_its_own_thread(daemon_state):
     url, asked = daemon_state
     guard = BudgetGuard(url, enforce=True)

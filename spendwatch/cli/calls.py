@@ -72,8 +72,7 @@ def report(db: str | None, config: str | None, output: str, period: str, by: str
     else:
         from spendwatch.reads import Reader
 
-        connection = Reader(settings.db)
-        run_query = connection
+        connection = run_query = Reader(settings.db)
     try:
         if output == "table":
             from spendwatch.report_table import print_report

@@ -108,6 +108,18 @@ def default_budgets_url(environ: Mapping[str, str]) -> str:
     return "http://localhost:4318" + BUDGETS_PATH
 
 
+_guards: weakref.WeakSet[BudgetGuard] = weakref.WeakSet()  # told when the process forks
+
+
+def _after_fork_in_child() -> None:
+    for guard in list(_guards):
+        guard._forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class BudgetGuard:
     """The cached state of enforced budgets, refreshed in the background; `check` runs on the request path."""
 
@@ -136,8 +148,7 @@ class BudgetGuard:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.first_round = threading.Event()  # set once the thread has asked the daemon the first time
-        forked = weakref.WeakMethod(self._forked)
-        os.register_at_fork(after_in_child=lambda: (method := forked()) is not None and method())
+        _guards.add(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BudgetGuard | None:

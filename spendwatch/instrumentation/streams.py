@@ -148,11 +148,7 @@ class SseReader(_LineReader):
             # read without splitting it into lines.
             start = chunk.find(b"\n") + 1 if chunk[:6] == b"event:" else 0
             if chunk[start : start + 6] == b"data: " and chunk.find(b"\n", start) == len(chunk) - 2:
-                data = chunk[start + 6 : -2]
-                if data != b"[DONE]":
-                    value = json_value(data)
-                    if value is not None:
-                        self._on_value(value)
+                self._event(chunk[start + 6 : -2])
                 return
         if self._partial:
             chunk = self._partial + chunk
@@ -174,6 +170,10 @@ class SseReader(_LineReader):
             return
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         self._data = []
+        self._event(data)
+
+    def _event(self, data: bytes) -> None:
+        """One event's data: its JSON value, handed on; OpenAI's closing `[DONE]` is not JSON."""
         if data != b"[DONE]":
             value = json_value(data)
             if value is not None:
