@@ -112,7 +112,16 @@ def build_report(query: Query, by: list[str], since: timedelta | None, now: date
         per_day = spend.setdefault(group, {})
         per_day[day] = per_day.get(day, 0.0) + float(record["cost_usd"] or 0)
     records = [{**dict(zip(by, group, strict=True)), **totals(days)} for group, days in per_group.items()]
-    records.sort(key=lambda record: (record["cost_usd"] is None, -(record["cost_usd"] or 0), -record["calls"]))
+    # Ties (same spend, same calls: two unpriced groups) in the order of their groups' values, so that the
+    # same calls always give the same report, whichever order the query returned its rows in.
+    records.sort(
+        key=lambda record: (
+            record["cost_usd"] is None,
+            -(record["cost_usd"] or 0),
+            -record["calls"],
+            tuple(repr(record[name]) for name in by),
+        )
+    )
     seen_days = [day for per_day in spend.values() for day in per_day]
     first = start.astimezone(UTC).date() if start is not None else min(seen_days, default=now.date())
     last = max([now.astimezone(UTC).date(), *seen_days])
