@@ -11,8 +11,9 @@ either end and the hours not sealed yet — and gets the answer it would get fro
 Each row belongs to one grain (a set of group columns, `GRAINS`): a narrow grain per question the
 readers ask, so that a month of a busy database is a few hundred thousand rows instead of millions. A
 question that needs columns no grain holds together (a tag, the conversation, a filter on the model
-grouped by key) is answered from the raw rows, as before; so is a latency percentile, which no sum
-gives. Adding a dimension or a measure is one entry here and a migration adding its column.
+grouped by key) is answered from the raw rows, as before. A latency percentile, which no sum gives, is
+read from a daily latency histogram kept beside this table (spendwatch/latency.py). Adding a dimension
+or a measure is one entry here and a migration adding its column.
 """
 
 from __future__ import annotations

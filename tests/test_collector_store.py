@@ -75,6 +75,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m011_list_cost_and_price_data",
         "m012_fleet_sink",
         "m013_hourly_rollup",
+        "m014_daily_latency",
     ]
     assert migrate(con) == []
     assert [row[:2] for row in con.execute("DESCRIBE llm_calls").fetchall()] == LLM_CALLS_SCHEMA
@@ -92,6 +93,7 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         "m011_list_cost_and_price_data",
         "m012_fleet_sink",
         "m013_hourly_rollup",
+        "m014_daily_latency",
     ]
     # every span received, and why it was superseded (the audit `spendwatch explain` reads)
     span_columns = [row[:2] for row in con.execute("DESCRIBE llm_call_spans").fetchall()]
@@ -178,6 +180,14 @@ def test_a_blank_database_migrates_to_the_whole_schema():
         ("calls", "BIGINT"),
         ("digest", "HUGEINT"),
         ("through", "TIMESTAMP WITH TIME ZONE"),
+    ]
+    # the calls per day, spender and latency bucket, from which the dashboard reads its p95 (m014)
+    assert [row[:2] for row in con.execute("DESCRIBE llm_calls_daily_latency").fetchall()] == [
+        ("day", "TIMESTAMP WITH TIME ZONE"),
+        ("what", "VARCHAR"),
+        ("grp", "VARCHAR"),
+        ("bucket", "INTEGER"),
+        ("calls", "BIGINT"),
     ]
     # no index on the calls: it would cost more bytes than the data (m004)
     assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'llm_call_spans'").fetchone() == (0,)

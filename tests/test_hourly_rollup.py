@@ -17,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import duckdb
+import pytest
 
-from spendwatch import hourly
+from spendwatch import hourly, latency
+from spendwatch.collector import rollup
 from spendwatch.collector.maintenance import reprice
 from spendwatch.collector.pricing import PriceOverride, Pricer
-from spendwatch.collector.rollup import _INSERT, SEAL_AFTER
+from spendwatch.collector.rollup import _INSERT, _LATENCY_INSERT, SEAL_AFTER
 from spendwatch.collector.rows import SpanRow
 from spendwatch.collector.store import Store
 from spendwatch.report import build_report
@@ -219,6 +221,15 @@ def test_the_rollup_rows_are_the_sums_of_llm_calls(tmp_path):
         _INSERT.replace("llm_calls_hourly", "expected"), {"first": datetime(1970, 1, 1, tzinfo=UTC), "last": sealed}
     )
     assert sorted(con.execute(f"SELECT {columns} FROM expected").fetchall(), key=repr) == stored
+    # ... and so is the daily latency histogram, for every whole day before `complete_before`
+    histogram = sorted(con.execute(f"SELECT * FROM {latency.TABLE}").fetchall())
+    assert len(histogram) > 500 and max(day for day, *_ in histogram) < latency.day_floor(sealed)
+    con.execute(f"CREATE TEMP TABLE counted AS SELECT * FROM {latency.TABLE} LIMIT 0")
+    con.execute(
+        _LATENCY_INSERT.replace(latency.TABLE, "counted"),
+        {"first": datetime(1970, 1, 1, tzinfo=UTC), "last": latency.day_floor(sealed)},
+    )
+    assert sorted(con.execute("SELECT * FROM counted").fetchall()) == histogram
 
 
 def test_every_answer_from_the_rollup_equals_the_raw_one(tmp_path):
@@ -265,3 +276,87 @@ def test_every_answer_from_the_rollup_equals_the_raw_one(tmp_path):
     )
     (total,) = con.execute("SELECT round(sum(cost_usd), 2) FROM llm_calls").fetchone()
     assert round(build_report(partial(as_report, rolled), [], None, now=now).total["cost_usd"], 2) == total
+
+
+def _quantiles(con, start, fraction):
+    """`quantile_cont` per spender over the raw rows since `start`, as the dashboard asked it before."""
+    found = {}
+    for what, column in latency.GROUPINGS.items():
+        for group, value in con.execute(
+            f"""SELECT coalesce(CAST({column} AS VARCHAR), '(none)'), quantile_cont(duration_ms, {fraction})
+                FROM llm_calls WHERE start_time >= ? GROUP BY 1""",
+            [start],
+        ).fetchall():
+            found[(what, group)] = value
+    return found
+
+
+def _through_the_histogram(con, rolled, start, fraction):
+    asked = []
+
+    def recording(sql, params):
+        asked.append(sql)
+        return rolled(sql, params)
+
+    sealed = hourly.complete_before(lambda: rolled(hourly.WATERMARK_SQL, []))
+    expected = _quantiles(con, start, fraction)
+    found = latency.percentiles(recording, sealed, start, expected, fraction)
+    assert asked and not any("quantile_cont" in sql for sql in asked)  # not from sorting the raw rows
+    return found, expected
+
+
+def test_percentiles_from_the_latency_histogram_are_quantile_cont(tmp_path):
+    now = datetime.now(UTC)
+    db = _database(tmp_path, now)  # late spans, superseded spans, a prune inside a day, a reprice
+    con, rolled, _ = _queries(db)
+    starts = (now - timedelta(days=30), now - timedelta(days=7, minutes=13), latency.day_floor(now - timedelta(days=3)))
+    for start in starts:
+        for fraction in (0.5, 0.95, 0.99):
+            found, expected = _through_the_histogram(con, rolled, start, fraction)
+            assert len(expected) > 10
+            assert found == pytest.approx(expected, rel=1e-12), (start, fraction)
+
+
+def test_percentiles_at_ties_bucket_edges_and_odd_latencies(tmp_path):
+    """Equal latencies, latencies on a bucket's edge, zero and negative ones (a skewed clock), groups of
+    one and two calls; counted as late spans (a day summed again), then by the clock sealing days."""
+    now = datetime.now(UTC)
+    store = Store(tmp_path / "calls.duckdb")
+    chance = random.Random(11)
+    edges = [round(2.718281828459045 ** (bucket / latency.RESOLUTION) * 1e6) for bucket in range(300, 420, 7)]
+    rows = []
+    for _ in range(600):
+        row = _row(chance, now - timedelta(days=4, hours=chance.uniform(0, 60)))
+        duration = chance.choice([250_000_000, 250_000_000, 0, -3_000_000, *edges, chance.randint(1, 9_000_000_000)])
+        rows.append(row._replace(end_ns=row.start_ns + duration))
+    lonely = _row(chance, now - timedelta(days=3))._replace(api_key_id="00000000000000a1", service_name="lonely")
+    pair = [
+        _row(chance, now - timedelta(days=3, hours=hours))._replace(api_key_id="00000000000000a2") for hours in (1, 30)
+    ]
+    today = [_row(chance, now - timedelta(minutes=chance.uniform(0, 30))) for _ in range(20)]  # not sealed yet
+    store.write([*rows, lonely, *pair, *today])
+    store.close()
+    con, rolled, _ = _queries(tmp_path / "calls.duckdb")
+    for fraction in (0.0, 0.5, 0.95, 1.0):
+        found, expected = _through_the_histogram(con, rolled, now - timedelta(days=7), fraction)
+        assert {("keys", "00000000000000a1"), ("keys", "00000000000000a2"), ("services", "lonely")} <= expected.keys()
+        assert found == pytest.approx(expected, rel=1e-12), fraction
+    con.close()
+    # The clock moves on: the days up to two days from now are sealed, each counted once.
+    con = duckdb.connect(str(tmp_path / "calls.duckdb"))
+    counted_days = {day for (day,) in con.execute(f"SELECT DISTINCT day FROM {latency.TABLE}").fetchall()}
+    assert len(counted_days) >= 3 and latency.day_floor(now - timedelta(minutes=30)) not in counted_days
+    later = now + timedelta(days=2)
+    con.execute("BEGIN TRANSACTION")
+    rollup.advance(con, later)
+    con.execute("COMMIT")
+    sealed = rollup.sealed_through(con)
+    stored = sorted(con.execute(f"SELECT * FROM {latency.TABLE}").fetchall())
+    assert max(day for day, *_ in stored) == latency.day_floor(now - timedelta(minutes=30))  # sealed by the clock
+    con.execute(f"CREATE TEMP TABLE counted AS SELECT * FROM {latency.TABLE} LIMIT 0")
+    con.execute(
+        _LATENCY_INSERT.replace(latency.TABLE, "counted"),
+        {"first": datetime(1970, 1, 1, tzinfo=UTC), "last": latency.day_floor(sealed)},
+    )
+    assert sorted(con.execute("SELECT * FROM counted").fetchall()) == stored
+    con.close()

@@ -9,6 +9,9 @@ hour sums that hour again from `llm_calls` in the same transaction: a span that 
 was sealed, a span that supersedes another or is decided again (collector/resolve.py), a reprice, a
 prune. Sealing an hour and summing one again each read that hour's rows, found by DuckDB from its
 per-row-group min/max.
+
+The daily latency histogram (spendwatch/latency.py) follows the same moments a day at a time: a day is
+counted once its last hour is sealed, and counted again whenever one of its hours is summed again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
+from spendwatch import latency
 from spendwatch.hourly import DIMENSIONS, GRAINS, HOUR, HOUR_US, MEASURES, STATE, TABLE, hour_floor
 
 SEAL_AFTER = timedelta(hours=1)
@@ -32,6 +36,10 @@ _INSERT = f"""
     GROUP BY GROUPING SETS ({", ".join("(hour, " + ", ".join(f'"{name}"' for name in grain) + ")" for grain in GRAINS)})
     ORDER BY hour, grain
 """
+_LATENCY_INSERT = f"""
+    INSERT INTO {latency.TABLE} (day, what, grp, bucket, calls)
+    SELECT * FROM ({latency.HISTOGRAM_SQL}) ORDER BY day, what, grp, bucket
+"""
 
 
 def sealed_through(con: duckdb.DuckDBPyConnection) -> datetime | None:
@@ -44,6 +52,8 @@ def rebuild(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> None
     sealed = hour_floor((now or datetime.now(UTC)) - SEAL_AFTER)
     con.execute(f"DELETE FROM {TABLE}")
     con.execute(_INSERT, {"first": _EPOCH, "last": sealed})
+    con.execute(f"DELETE FROM {latency.TABLE}")
+    con.execute(_LATENCY_INSERT, {"first": _EPOCH, "last": latency.day_floor(sealed)})
     con.execute(f"UPDATE {STATE} SET complete_before = ?", [sealed])
 
 
@@ -54,6 +64,8 @@ def advance(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     if sealed is None or target <= sealed:
         return
     con.execute(_INSERT, {"first": sealed, "last": target})
+    if latency.day_floor(target) > latency.day_floor(sealed):  # whole days sealed now
+        con.execute(_LATENCY_INSERT, {"first": latency.day_floor(sealed), "last": latency.day_floor(target)})
     con.execute(f"UPDATE {STATE} SET complete_before = ?", [target])
 
 
@@ -76,6 +88,11 @@ def refresh(con: duckdb.DuckDBPyConnection, hours: Iterable[int]) -> None:
         bounds = {"first": _EPOCH + first * HOUR, "last": _EPOCH + last * HOUR}
         con.execute(f"DELETE FROM {TABLE} WHERE hour >= $first AND hour < $last", bounds)
         con.execute(_INSERT, bounds)
+    days = {latency.day_floor(_EPOCH + hour * HOUR) for first, last in runs for hour in range(first, last)}
+    for day in sorted(day for day in days if day + latency.DAY <= sealed):  # the whole days counted
+        bounds = {"first": day, "last": day + latency.DAY}
+        con.execute(f"DELETE FROM {latency.TABLE} WHERE day >= $first AND day < $last", bounds)
+        con.execute(_LATENCY_INSERT, bounds)
 
 
 def hour_of_ns(start_ns: int) -> int:
@@ -89,4 +106,5 @@ def hour_of(moment: datetime) -> int:
 def prune(con: duckdb.DuckDBPyConnection, before: datetime) -> None:
     """After the calls that started before `before` were deleted."""
     con.execute(f"DELETE FROM {TABLE} WHERE hour < ?", [hour_floor(before)])
+    con.execute(f"DELETE FROM {latency.TABLE} WHERE day < ?", [latency.day_floor(before)])
     refresh(con, [hour_of(before)])

@@ -16,6 +16,7 @@ from typing import Any
 
 from spendwatch import hourly
 from spendwatch.groups import expression as group_expression
+from spendwatch.latency import GROUPINGS
 from spendwatch.money import usd
 from spendwatch.rules.config import GROUP_EXPRESSIONS, WHERE_COLUMNS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
@@ -24,11 +25,7 @@ from spendwatch.rules.windows import Window, window_at
 Query = Callable[[str, Sequence[Any]], list[tuple]]
 LATE_GRACE = timedelta(hours=6)
 # Who spent: the groups a budget alert names its top spenders in, and the dashboard its top tables.
-SPENDER_GROUPS = {
-    "keys": GROUP_EXPRESSIONS["api_key_id"],
-    "models": GROUP_EXPRESSIONS["model"],
-    "services": GROUP_EXPRESSIONS["service"],
-}
+SPENDER_GROUPS = GROUPINGS  # the groupings the daily latency histogram is kept for (spendwatch/latency.py)
 
 
 def grouping_sets(groups: dict[str, str]) -> tuple[str, str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from spendwatch import hourly
+from spendwatch import hourly, latency
 from spendwatch.billing.reconcile import Period as BillPeriod
 from spendwatch.billing.reconcile import Reconciliation
 from spendwatch.billing.reconcile import reconcile as reconcile_bill
@@ -22,7 +22,6 @@ from spendwatch.groups import ATTRIBUTION
 from spendwatch.rules.budget import (
     SPENDER_GROUPS,
     as_datetime,
-    grouping_sets,
     projection,
     spend_in_window,
     windows_to_check,
@@ -170,8 +169,9 @@ class TopRow:
 def tops(query: Query, period: Period, config: RulesConfig) -> dict[str, list[TopRow]]:
     """The keys, models and services that spent most in the period, with their usage.
 
-    The sums come from the hourly rollup, one grain per kind of group; the p95 latency, which no sum
-    gives, from one pass over the period's calls for all three (GROUPING SETS).
+    The sums come from the hourly rollup, one grain per kind of group; the p95 latency of the rows shown,
+    which no sum gives, from the daily latency histogram and the calls in the buckets it points to
+    (spendwatch/latency.py).
     """
     measures: dict[tuple[str, Any], list[Any]] = {}
     for what, expression in SPENDER_GROUPS.items():
@@ -189,37 +189,32 @@ def tops(query: Query, period: Period, config: RulesConfig) -> dict[str, list[To
             params,
         ):
             measures[(what, group)] = values
-    which, group, sets = grouping_sets(SPENDER_GROUPS)
-    latency = {
-        (what, grp): p95
-        for what, grp, p95 in query(
-            f"""SELECT {which} AS what, {group} AS grp, quantile_cont(duration_ms, 0.95) AS p95_latency_ms
-                FROM llm_calls WHERE start_time >= ?
-                GROUP BY {sets}""",
-            [period.start],
-        )
-    }
     rows = [
-        (what, grp, spent, tokens, requests, error_rate, latency.get((what, grp)), share, hint)
+        (what, grp, spent, tokens, requests, error_rate, share, hint)
         for (what, grp), (spent, tokens, requests, error_rate, share, hint) in measures.items()
     ]
     rows.sort(key=lambda row: (row[2] is None, -(row[2] or 0), -row[4], row[1]))
-    result: dict[str, list[TopRow]] = {what: [] for what in SPENDER_GROUPS}
-    for what, group, spent, tokens, requests, error_rate, p95, share, hint in rows:
-        if len(result[what]) == TOP_ROWS:
-            continue
-        result[what].append(
+    shown: dict[str, list[tuple]] = {what: [] for what in SPENDER_GROUPS}
+    for row in rows:
+        if len(shown[row[0]]) < TOP_ROWS:
+            shown[row[0]].append(row)
+    sealed = hourly.complete_before(lambda: query(hourly.WATERMARK_SQL, []))
+    p95s = latency.percentiles(query, sealed, period.start, [row[:2] for rows in shown.values() for row in rows])
+    return {
+        what: [
             TopRow(
                 label=key_label(group, hint, config) if what == "keys" else group,
                 spent_usd=None if spent is None else float(spent),
                 tokens=int(tokens),
                 requests=int(requests),
                 error_rate=float(error_rate),
-                p95_latency_ms=None if p95 is None else float(p95),
+                p95_latency_ms=None if p95s[(what, group)] is None else float(p95s[(what, group)]),
                 cache_hit_share=None if share is None else float(share),
             )
-        )
-    return result
+            for what, group, spent, tokens, requests, error_rate, share, hint in rows
+        ]
+        for what, rows in shown.items()
+    }
 
 
 @dataclass
