@@ -360,3 +360,27 @@ def test_percentiles_at_ties_bucket_edges_and_odd_latencies(tmp_path):
     )
     assert sorted(con.execute("SELECT * FROM counted").fetchall()) == stored
     con.close()
+
+
+def test_the_dashboards_p95_comes_through_the_histogram_once_sorting_would_cost_more(tmp_path, monkeypatch):
+    now = datetime.now(UTC)
+    db = _database(tmp_path, now)
+    _, rolled, raw = _queries(db)
+    config = parse_rules_config(tomllib.loads(RULES), tmp_path / "rules.toml")
+    asked = []
+
+    def recording(sql, params):
+        asked.append(sql)
+        return rolled(sql, params)
+
+    for sort_below, sorted_ in ((0, False), (10**9, True)):
+        monkeypatch.setattr(latency, "SORT_BELOW", sort_below)
+        for name in ("7d", "30d"):
+            period = panels.period_of(name, now, config)
+            asked.clear()
+            through = panels.tops(recording, period, config)
+            assert any("quantile_cont" in sql for sql in asked) == sorted_
+            assert _cents(asdict(panels.gather(raw, config, now, name, "provider"))["tops"]) == _cents(
+                {what: [asdict(row) for row in rows] for what, rows in through.items()}
+            )
+            assert all(row.p95_latency_ms for rows in through.values() for row in rows)

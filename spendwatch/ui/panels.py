@@ -199,7 +199,9 @@ def tops(query: Query, period: Period, config: RulesConfig) -> dict[str, list[To
         if len(shown[row[0]]) < TOP_ROWS:
             shown[row[0]].append(row)
     sealed = hourly.complete_before(lambda: query(hourly.WATERMARK_SQL, []))
-    p95s = latency.percentiles(query, sealed, period.start, [row[:2] for rows in shown.values() for row in rows])
+    calls = sum(row[4] for row in rows if row[0] == "services")  # every call has one service, or none
+    shown_groups = [row[:2] for rows in shown.values() for row in rows]
+    p95s = latency.percentiles(query, sealed, period.start, shown_groups, calls=calls)
     return {
         what: [
             TopRow(
