@@ -8,6 +8,7 @@ import platform
 import socket
 import statistics
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,29 @@ def peak_rss_mib(pid: int) -> float | None:
 
 def rss_mib(pid: int) -> float | None:
     return _status_mib(pid, "VmRSS:")
+
+
+class PeakRss:
+    """The highest RSS of process `pid` seen while the block runs, sampled every few milliseconds."""
+
+    def __init__(self, pid: int, every: float = 0.005) -> None:
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self._done = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss_mib(self.pid) or 0.0)
+            self._done.wait(self.every)
+
+    def __enter__(self) -> PeakRss:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib(self.pid) or 0.0)
 
 
 def _status_mib(pid: int, field: str) -> float | None:
