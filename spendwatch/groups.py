@@ -43,5 +43,20 @@ def expression(name: str) -> str | None:
 
 DAY = "DATE '1970-01-01' + CAST(epoch_us(start_time) // 86400000000 AS INTEGER)"
 
+# Who spent: the groups a budget alert names its top spenders in, the dashboard its top tables, and the
+# daily latency histogram (spendwatch/latency.py) is kept for.
+SPENDERS = {"keys": GROUPS["api_key_id"], "models": GROUPS["model"], "services": GROUPS["service_name"]}
+
+
+def grouping_sets(groups: dict[str, str], within: tuple[str, ...] = ()) -> tuple[str, str, str]:
+    """SQL for one pass over the calls grouped by each of `groups` ({label: expression}) apart, each also by
+    the columns `within`: the row's label, the row's group value (as text, '(none)' for NULL), and the
+    GROUPING SETS clause."""
+    label = " ".join(f"WHEN grouping({expression}) = 0 THEN '{name}'" for name, expression in groups.items())
+    value = " ".join(f"WHEN grouping({expression}) = 0 THEN {expression}" for expression in groups.values())
+    sets = ", ".join("(" + ", ".join([*within, expression]) + ")" for expression in groups.values())
+    return f"CASE {label} END", f"coalesce(CAST(CASE {value} END AS VARCHAR), '(none)')", f"GROUPING SETS ({sets})"
+
+
 # The labels of the daemon's spend counters (`/metrics`): who spent, on what, through which key.
 METRIC_LABELS: tuple[str, ...] = ("provider", "model", "service", "api_key_id", *ATTRIBUTION)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from spendwatch.groups import GROUPS
+from spendwatch.groups import SPENDERS, grouping_sets
 
 TABLE = "llm_calls_daily_latency"
 DAY = timedelta(days=1)
@@ -42,15 +42,9 @@ _FINE = (
     "AS BIGINT) ELSE 0 END"
 )
 # What the histogram is kept for: each grouping's name and the column of `llm_calls` it groups by.
-GROUPINGS = {"keys": GROUPS["api_key_id"], "models": GROUPS["model"], "services": GROUPS["service_name"]}
+GROUPINGS = SPENDERS
 NONE = "(none)"
-_SETS = ", ".join(f"(day, bucket, {column})" for column in GROUPINGS.values())
-_WHICH = "CASE " + " ".join(f"WHEN grouping({column}) = 0 THEN '{what}'" for what, column in GROUPINGS.items()) + " END"
-_GROUP = (
-    "coalesce(CAST(CASE "
-    + " ".join(f"WHEN grouping({column}) = 0 THEN {column}" for column in GROUPINGS.values())
-    + f" END AS VARCHAR), '{NONE}')"
-)
+_WHICH, _GROUP, _SETS = grouping_sets(GROUPINGS, within=("day", "bucket"))
 # The histogram of the calls that started in [$first, $last): the sum of the table's rows there once
 # every day of it is whole and sealed.
 HISTOGRAM_SQL = f"""
@@ -60,7 +54,7 @@ HISTOGRAM_SQL = f"""
         FROM llm_calls
         WHERE start_time >= $first AND start_time < $last AND duration_ms IS NOT NULL
     )
-    GROUP BY GROUPING SETS ({_SETS})
+    GROUP BY {_SETS}
 """
 
 Query = Callable[[str, Sequence[Any]], list]
@@ -208,12 +202,12 @@ def _bucket_range(bucket: int) -> str:
 def _raw_percentiles(
     query: Query, start: datetime, wanted: list[tuple[str, str]], fraction: float
 ) -> dict[tuple[str, str], float | None]:
-    sets = ", ".join(f"({column})" for column in GROUPINGS.values())
+    _, _, sets = grouping_sets(GROUPINGS)  # the label and value above hold for these sets too
     found = {
         (what, group): value
         for what, group, value in query(
             f"""SELECT {_WHICH}, {_GROUP}, quantile_cont(duration_ms, {fraction!r})
-                FROM llm_calls WHERE start_time >= ? GROUP BY GROUPING SETS ({sets})""",
+                FROM llm_calls WHERE start_time >= ? GROUP BY {sets}""",
             [start],
         )
     }

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendwatch import hourly
+from spendwatch.groups import SPENDERS as SPENDER_GROUPS
 from spendwatch.groups import expression as group_expression
-from spendwatch.latency import GROUPINGS
+from spendwatch.groups import grouping_sets
 from spendwatch.money import usd
 from spendwatch.rules.config import GROUP_EXPRESSIONS, WHERE_COLUMNS, Rule, RulesConfig
 from spendwatch.rules.finding import Finding
@@ -24,17 +25,6 @@ from spendwatch.rules.windows import Window, window_at
 
 Query = Callable[[str, Sequence[Any]], list[tuple]]
 LATE_GRACE = timedelta(hours=6)
-# Who spent: the groups a budget alert names its top spenders in, and the dashboard its top tables.
-SPENDER_GROUPS = GROUPINGS  # the groupings the daily latency histogram is kept for (spendwatch/latency.py)
-
-
-def grouping_sets(groups: dict[str, str]) -> tuple[str, str, str]:
-    """SQL for one pass over the calls grouped by each of `groups` ({label: expression}) apart: the row's
-    label, the row's group value (as text, '(none)' for NULL), and the GROUPING SETS clause."""
-    label = " ".join(f"WHEN grouping({expression}) = 0 THEN '{name}'" for name, expression in groups.items())
-    value = " ".join(f"WHEN grouping({expression}) = 0 THEN {expression}" for expression in groups.values())
-    sets = ", ".join(f"({expression})" for expression in groups.values())
-    return f"CASE {label} END", f"coalesce(CAST(CASE {value} END AS VARCHAR), '(none)')", f"GROUPING SETS ({sets})"
 
 
 def filters_sql(rule: Rule) -> tuple[str, list[Any]]:
